@@ -1,0 +1,3 @@
+from imgscope.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,274 @@
+"""The library entry points: one call from an image path to its analysis.
+
+Data flows one way: container -> manifest -> layer readers -> overlay -> summary (-> catalog
+-> findings, in later stages). Nothing here prints; reports read the Analysis.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from imgscope.archive.container import open_container
+from imgscope.archive.image import ResolvedImage, resolve_image
+from imgscope.archive.layer import Blob, Capture, LayerRead, LayerReader
+from imgscope.archive.streams import reader_chunks
+from imgscope.catalog.base import compile_patterns
+from imgscope.errors import CorruptInput, DigestMismatch, LimitExceeded
+from imgscope.fsfacts import FsFacts, collect_facts
+from imgscope.model import (
+    Extras,
+    ImageConfig,
+    ImageRef,
+    LayerInfo,
+    LayerStats,
+    PathFinding,
+    Summary,
+    Warning_,
+    WastedFile,
+)
+from imgscope.overlay import Overlay
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class Analysis:
+    ref: ImageRef
+    config: ImageConfig
+    layers: list[LayerInfo]
+    stats: list[LayerStats]
+    summary: Summary
+    fs: Overlay
+    facts: FsFacts
+    findings: list[PathFinding]
+    warnings: list[Warning_]
+    extras: Extras = field(default_factory=Extras)
+
+    @property
+    def wasted(self) -> list[WastedFile]:
+        return self.fs.wasted
+
+
+def pair_history(config: ImageConfig, layer_count: int) -> tuple[list[tuple[int | None, str | None]],
+                                                                  Warning_ | None]:
+    """created_by for each layer from the non-empty history entries, or a warning when the
+    counts disagree (never shifted silently, unlike dive)."""
+    indexes = [i for i, item in enumerate(config.history) if not item.empty_layer]
+    if not config.history:
+        return [(None, None)] * layer_count, None
+    if len(indexes) != layer_count:
+        return [(None, None)] * layer_count, Warning_(
+            "history-mismatch",
+            f"config history has {len(indexes)} non-empty entries for {layer_count} layers; "
+            "instructions are not paired with layers",
+        )
+    return [(i, config.history[i].created_by) for i in indexes], None
+
+
+def analyze(
+    source: str | os.PathLike[str],
+    *,
+    image: str | None = None,
+    platform: str | None = None,
+    verify: bool = True,
+    content_patterns: Iterable[str] = (),
+    stdin: BinaryIO | None = None,
+    progress: Progress | None = None,
+) -> Analysis:
+    """Open an image (tar, directory, or "-" for stdin), replay its layers, measure it."""
+    capture = Capture(compile_patterns(content_patterns))
+    container = open_container(os.fspath(source), capture, verify, stdin=stdin)
+    try:
+        resolved = resolve_image(container, image, platform, verify)
+        return _analyze_resolved(container, resolved, capture, verify, progress)
+    finally:
+        container.close()
+
+
+def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, verify: bool,
+                      progress: Progress | None) -> Analysis:
+    config = resolved.config
+    warnings = list(resolved.warnings)
+    count = len(resolved.layers)
+    if len(config.diff_ids) != count:
+        message = f"the config lists {len(config.diff_ids)} diff_ids for {count} layers"
+        if verify:
+            raise DigestMismatch(message + " (use --no-verify to read it anyway)")
+        warnings.append(Warning_("diff-id-count", message))
+    if not verify:
+        warnings.append(Warning_("not-verified", "layer and config digests were not verified"))
+    pairs, history_warning = pair_history(config, count)
+    if history_warning:
+        warnings.append(history_warning)
+
+    overlay = Overlay()
+    findings: list[PathFinding] = []
+    layers: list[LayerInfo] = []
+    for index, ref in enumerate(resolved.layers):
+        if progress is not None:
+            progress(index, count, ref.name)
+        pre = container.preread(ref.name)
+        if pre is not None:
+            entries, read = pre
+            overlay.apply(index, entries)
+            layer_findings = [PathFinding(index, f.kind, f.path, f.detail) for f in read.findings]
+        else:
+            reader = LayerReader(container.blob(ref.name), index, capture, verify)
+            try:
+                overlay.apply(index, reader.entries())
+            except (CorruptInput, LimitExceeded) as exc:
+                raise type(exc)(f"layer {index} ({ref.digest or ref.name}): {exc}") from None
+            read = reader.result
+            layer_findings = read.findings
+        findings.extend(layer_findings)
+        claimed_diff_id = config.diff_ids[index] if index < len(config.diff_ids) else None
+        if verify:
+            _check_layer(index, ref.name, ref.digest, claimed_diff_id, read)
+        history_index, created_by = pairs[index]
+        layers.append(
+            LayerInfo(
+                index=index,
+                diff_id=claimed_diff_id,
+                blob_digest=ref.digest or read.blob_digest,
+                media_type=ref.media_type,
+                compression=read.compression,
+                compressed_size=read.compressed_size,
+                uncompressed_size=read.uncompressed_size,
+                measured_diff_id=read.diff_id,
+                created_by=created_by,
+                history_index=history_index,
+                trailing_bytes=read.trailing_bytes,
+            )
+        )
+    findings.extend(overlay.findings)
+    ref = ImageRef(
+        source_format=resolved.source_format,
+        tags=resolved.tags,
+        manifest_digest=resolved.manifest_digest,
+        config_digest=resolved.config_digest,
+        platform=resolved.platform,
+        archive_bytes=container.archive_bytes,
+    )
+    facts = collect_facts(overlay)
+    summary = _summary(overlay, layers, facts, container.archive_bytes)
+    return Analysis(ref, config, layers, overlay.stats, summary, overlay, facts, findings,
+                    warnings)
+
+
+def _check_layer(index: int, name: str, claimed_blob: str | None, claimed_diff_id: str | None,
+                 read: LayerRead) -> None:
+    if claimed_blob and claimed_blob.startswith("sha256:") and read.blob_digest:
+        # docker-archive names carry the uncompressed digest for plain layers (podman's
+        # <sha>.tar); a compressed blob's name is the compressed digest (kaniko's .tar.gz).
+        if claimed_blob not in (read.blob_digest, read.diff_id):
+            raise DigestMismatch(
+                f"layer {index} ({name}): blob digest is {read.blob_digest}, "
+                f"the manifest says {claimed_blob}"
+            )
+    if claimed_diff_id is not None and read.diff_id is not None and claimed_diff_id != read.diff_id:
+        raise DigestMismatch(
+            f"layer {index} ({name}): content digest is {read.diff_id}, "
+            f"the config's diff_id says {claimed_diff_id}"
+        )
+
+
+def _summary(overlay: Overlay, layers: list[LayerInfo], facts: FsFacts,
+             archive_bytes: int) -> Summary:
+    shipped = sum(s.shipped_bytes for s in overlay.stats)
+    wasted = sum(w.size for w in overlay.wasted)
+    dive_score, dive_wasted = overlay.dive.score() if overlay.dive is not None else (1.0, 0)
+    return Summary(
+        final_bytes=facts.final_bytes,
+        final_files=facts.final_files,
+        final_entries=facts.final_entries,
+        shipped_bytes=shipped,
+        layer_bytes=sum(layer.uncompressed_size for layer in layers),
+        compressed_bytes=sum(layer.compressed_size for layer in layers),
+        archive_bytes=archive_bytes,
+        wasted_bytes=wasted,
+        efficiency=(facts.final_bytes / shipped) if shipped else 1.0,
+        dive_efficiency=dive_score,
+        dive_wasted_bytes=dive_wasted,
+    )
+
+
+@dataclass
+class LayerReplay:
+    """Raw layer tars replayed without an image around them (for tests and `ls` of layers)."""
+
+    fs: Overlay
+    stats: list[LayerStats]
+    reads: list[LayerRead]
+    findings: list[PathFinding]
+
+    @property
+    def wasted(self) -> list[WastedFile]:
+        return self.fs.wasted
+
+
+def replay_layer_tars(sources: Sequence[str | os.PathLike[str] | BinaryIO],
+                      verify: bool = True) -> LayerReplay:
+    """Replay single layer tars (plain, gzip or zstd) bottom to top."""
+    overlay = Overlay()
+    reads: list[LayerRead] = []
+    findings: list[PathFinding] = []
+    for index, src in enumerate(sources):
+        if hasattr(src, "read"):
+            stream = src  # type: ignore[assignment]
+            head = stream.read(8)
+            blob = Blob(name=f"layer {index}", size=0, chunks=reader_chunks(stream.read),
+                        head=head)
+            reader = LayerReader(blob, index, None, verify)
+            overlay.apply(index, reader.entries())
+        else:
+            fd = os.open(os.fspath(src), os.O_RDONLY)
+            try:
+                blob = Blob(name=os.fspath(src), size=os.fstat(fd).st_size, fd=fd)
+                reader = LayerReader(blob, index, None, verify)
+                overlay.apply(index, reader.entries())
+            finally:
+                os.close(fd)
+        reads.append(reader.result)
+        findings.extend(reader.result.findings)
+    findings.extend(overlay.findings)
+    return LayerReplay(overlay, overlay.stats, reads, findings)
+
+
+def read_layer(
+    source: str | os.PathLike[str],
+    layer: int,
+    *,
+    image: str | None = None,
+    platform: str | None = None,
+    verify: bool = True,
+    stdin: BinaryIO | None = None,
+) -> list:
+    """The tar entries of one layer of an image, in tar order (for `ls --layer`)."""
+    from imgscope.errors import ImgscopeError
+
+    container = open_container(os.fspath(source), None, verify, stdin=stdin)
+    try:
+        resolved = resolve_image(container, image, platform, verify)
+        if not 0 <= layer < len(resolved.layers):
+            raise ImgscopeError(
+                f"layer {layer} does not exist; the image has {len(resolved.layers)} layers "
+                f"(0 to {len(resolved.layers) - 1})"
+            )
+        ref = resolved.layers[layer]
+        pre = container.preread(ref.name)
+        if pre is not None:
+            entries, read = pre
+        else:
+            reader = LayerReader(container.blob(ref.name), layer, None, verify)
+            entries = list(reader.entries())
+            read = reader.result
+        if verify:
+            claimed = resolved.config.diff_ids[layer] if layer < len(resolved.config.diff_ids) \
+                else None
+            _check_layer(layer, ref.name, ref.digest, claimed, read)
+        return entries
+    finally:
+        container.close()

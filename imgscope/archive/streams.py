@@ -1,0 +1,345 @@
+"""Byte sources a layer is read from, and the hashing that verifies it.
+
+Two shapes, chosen for speed (see ../shared/PERFORMANCE.md):
+- A seekable region of a file (an uncompressed layer inside a tar, or a blob file): the tar
+  walk seeks over content, while another thread hashes the region with large preads
+  (hashlib and os.pread release the GIL, so this uses the second core).
+- A forward-only stream (a compressed layer, or anything read from standard input): a producer
+  thread inflates and hashes, a bounded queue hands chunks to the tar walk, which discards
+  what it skips. Memory is bounded by the queue, never by the layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import zstandard
+
+from imgscope.errors import CorruptInput, LimitExceeded
+
+try:  # python-isal inflates ~1.6x faster than zlib; fall back to zlib where it is absent
+    from isal import isal_zlib as _inflate_lib
+except ImportError:  # pragma: no cover - exercised only without isal
+    _inflate_lib = zlib  # type: ignore[assignment]
+
+CHUNK = 1 << 20
+HASH_CHUNK = 4 << 20
+MAX_UNCOMPRESSED = 256 << 30  # a layer inflating past 256 GiB is treated as a bomb
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+_hash_pool: ThreadPoolExecutor | None = None
+
+
+def hash_pool() -> ThreadPoolExecutor:
+    global _hash_pool
+    if _hash_pool is None:
+        _hash_pool = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1))
+    return _hash_pool
+
+
+def sniff_compression(head: bytes) -> str:
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    return "none"
+
+
+def hash_region(fd: int, offset: int, size: int) -> tuple[str, int]:
+    """sha256 of a file region with large reads; returns (digest, bytes actually read)."""
+    digest = hashlib.sha256()
+    done = 0
+    while done < size:
+        chunk = os.pread(fd, min(HASH_CHUNK, size - done), offset + done)
+        if not chunk:
+            break
+        digest.update(chunk)
+        done += len(chunk)
+    return "sha256:" + digest.hexdigest(), done
+
+
+def hash_region_async(fd: int, offset: int, size: int) -> Future[tuple[str, int]]:
+    return hash_pool().submit(hash_region, fd, offset, size)
+
+
+class FileRegion:
+    """A seekable window of a file, read with a small read-ahead buffer for tar headers."""
+
+    BUFFER = 64 * 1024
+
+    def __init__(self, fd: int, offset: int, size: int) -> None:
+        self._fd = fd
+        self._start = offset
+        self._size = size
+        self._pos = 0
+        self._buf = b""
+        self._buf_at = 0  # region offset of _buf[0]
+
+    def read(self, n: int) -> bytes:
+        n = min(n, self._size - self._pos)
+        if n <= 0:
+            return b""
+        rel = self._pos - self._buf_at
+        if rel >= 0 and rel + n <= len(self._buf):
+            data = self._buf[rel : rel + n]
+        elif n >= self.BUFFER:
+            data = os.pread(self._fd, n, self._start + self._pos)
+        else:
+            want = min(self.BUFFER, self._size - self._pos)
+            self._buf = os.pread(self._fd, want, self._start + self._pos)
+            self._buf_at = self._pos
+            data = self._buf[:n]
+        self._pos += len(data)
+        return data
+
+    def skip(self, n: int) -> int:
+        n = max(0, min(n, self._size - self._pos))
+        self._pos += n
+        return n
+
+    def tell(self) -> int:
+        return self._pos
+
+
+class ChunkSource:
+    """Forward-only byte source over an iterator of chunks (the decoded layer)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buf = b""
+        self._pos = 0
+        self._eof = False
+
+    def _fill(self) -> bool:
+        if self._eof:
+            return False
+        for chunk in self._chunks:
+            if chunk:
+                self._buf = self._buf[self._pos :] + chunk if self._pos < len(self._buf) else chunk
+                self._pos = 0
+                return True
+        self._eof = True
+        return False
+
+    def read(self, n: int) -> bytes:
+        if self._pos + n <= len(self._buf):
+            data = self._buf[self._pos : self._pos + n]
+            self._pos += n
+            return data
+        parts = [self._buf[self._pos :]]
+        have = len(parts[0])
+        self._buf, self._pos = b"", 0
+        while have < n and self._fill():
+            take = min(n - have, len(self._buf))
+            parts.append(self._buf[:take])
+            self._pos = take
+            have += take
+        return b"".join(parts)
+
+    def skip(self, n: int) -> int:
+        done = 0
+        while done < n:
+            avail = len(self._buf) - self._pos
+            if avail <= 0:
+                self._buf, self._pos = b"", 0
+                if not self._fill():
+                    break
+                continue
+            step = min(avail, n - done)
+            self._pos += step
+            done += step
+        return done
+
+    def drain(self) -> int:
+        """Consume everything left (so the hashes cover the whole stream); returns its size."""
+        left = len(self._buf) - self._pos
+        self._buf, self._pos = b"", 0
+        for chunk in self._chunks:
+            left += len(chunk)
+        self._eof = True
+        return left
+
+
+def _inflate_gzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Inflate concatenated gzip members (eStargz is one member per file) chunk by chunk."""
+    decomp = _inflate_lib.decompressobj(31)
+    pending = b""
+    started = False
+    for chunk in chunks:
+        data = pending + chunk if pending else chunk
+        pending = b""
+        while data:
+            out = decomp.decompress(data, CHUNK)
+            started = True
+            if out:
+                yield out
+            # A bounded output call leaves input unconsumed: keep inflating it first.
+            while decomp.unconsumed_tail:
+                out = decomp.decompress(decomp.unconsumed_tail, CHUNK)
+                if out:
+                    yield out
+            if decomp.eof:
+                rest = decomp.unused_data
+                decomp = _inflate_lib.decompressobj(31)
+                started = False
+                if rest and not rest.startswith(GZIP_MAGIC):
+                    if rest.strip(b"\0"):
+                        raise CorruptInput("data after the end of the gzip stream is not gzip")
+                    rest = b""  # zero padding after the last member is tolerated
+                data = rest
+            else:
+                data = b""
+    if started and not decomp.eof:
+        raise CorruptInput("gzip stream is truncated")
+    tail = decomp.flush()
+    if tail:
+        yield tail
+
+
+def _inflate_zstd(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    dctx = zstandard.ZstdDecompressor()
+    decomp = dctx.decompressobj()
+    ended = True
+    for chunk in chunks:
+        data = chunk
+        while data:
+            out = decomp.decompress(data)
+            ended = False
+            if out:
+                yield out
+            if decomp.eof:
+                data = decomp.unused_data  # zstd:chunked and pzstd write several frames
+                decomp = dctx.decompressobj()
+                ended = True
+            else:
+                data = b""
+    if not ended:
+        raise CorruptInput("zstd stream is truncated")
+
+
+def decode(chunks: Iterator[bytes], compression: str) -> Iterator[bytes]:
+    if compression == "gzip":
+        return _inflate_gzip(chunks)
+    if compression == "zstd":
+        return _inflate_zstd(chunks)
+    return chunks
+
+
+class HashingDecoder:
+    """Producer thread: raw chunks -> (hash raw) -> inflate -> (hash decoded) -> bounded queue.
+
+    The consumer iterates `chunks()`; errors in the producer are re-raised in the consumer.
+    """
+
+    _DONE = object()
+
+    def __init__(
+        self,
+        raw_chunks: Iterator[bytes],
+        compression: str,
+        hash_raw: bool,
+        threaded: bool = True,
+        limit: int = MAX_UNCOMPRESSED,
+    ) -> None:
+        self.compression = compression
+        self.raw_digest = hashlib.sha256() if hash_raw else None
+        self.decoded_digest = hashlib.sha256()
+        self.raw_size = 0
+        self.decoded_size = 0
+        self._raw = raw_chunks
+        self._limit = limit
+        self._threaded = threaded
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=8)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _counted_raw(self) -> Iterator[bytes]:
+        for chunk in self._raw:
+            self.raw_size += len(chunk)
+            if self.raw_digest is not None:
+                self.raw_digest.update(chunk)
+            yield chunk
+
+    def _decoded(self) -> Iterator[bytes]:
+        try:
+            for out in decode(self._counted_raw(), self.compression):
+                self.decoded_size += len(out)
+                if self.decoded_size > self._limit:
+                    raise LimitExceeded(
+                        f"layer inflates past {self._limit} bytes (decompression bomb?)"
+                    )
+                self.decoded_digest.update(out)
+                yield out
+        except (zlib.error, zstandard.ZstdError) as exc:
+            raise CorruptInput(f"{self.compression} data is corrupt ({exc})") from None
+        except OSError as exc:  # isal raises its own error type, an OSError subclass
+            raise CorruptInput(f"{self.compression} data is corrupt ({exc})") from None
+
+    def _produce(self) -> None:
+        try:
+            for out in self._decoded():
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(out, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+            self._queue.put(self._DONE)
+        except BaseException as exc:  # handed to the consumer thread, re-raised there
+            self._queue.put(exc)
+
+    def chunks(self) -> Iterator[bytes]:
+        if not self._threaded:
+            yield from self._decoded()
+            return
+        self._thread = threading.Thread(target=self._produce, daemon=True, name="inflate")
+        self._thread.start()
+        try:
+            while True:
+                item = self._queue.get()
+                if item is self._DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item  # type: ignore[misc]
+        finally:
+            self._stop.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            # Unblock a producer waiting on a full queue, then let it exit.
+            while self._thread.is_alive():
+                try:
+                    self._queue.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            self._thread = None
+
+
+def file_chunks(fd: int, offset: int, size: int) -> Iterator[bytes]:
+    done = 0
+    while done < size:
+        chunk = os.pread(fd, min(CHUNK, size - done), offset + done)
+        if not chunk:
+            return
+        done += len(chunk)
+        yield chunk
+
+
+def reader_chunks(read: Callable[[int], bytes]) -> Iterator[bytes]:
+    while True:
+        chunk = read(CHUNK)
+        if not chunk:
+            return
+        yield chunk

@@ -1,0 +1,429 @@
+"""Replay layers into the filesystem a container sees, under the OCI image-spec layer rules.
+
+One pass per layer, in tar order, with each node stamped by the layer that last wrote it. That
+stamp is what makes the spec's rules order-independent without buffering a layer:
+- `.wh.NAME` removes NAME from *lower* layers only: content this layer wrote survives, even
+  when the whiteout comes later in the tar.
+- `.wh..wh..opq` in D hides every lower child of D, wherever it sits in the tar.
+- A whiteout of a directory drops its lower subtree; a file replacing a directory (or the
+  reverse) drops what it replaces; the last of duplicate paths in one layer wins.
+- Parent directories are resolved through symlinks inside the root, as containerd and umoci
+  do when they extract ("a/b" under a symlink "a -> c" lands in "c/b").
+- Hard links share one inode (`Inode`): bytes count once, also across layers.
+Every version of a file that ends up hidden is recorded as wasted, against the layer that
+shipped it. Nothing here reads a tar: the input is LayerEntry metadata.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from imgscope.archive.layer import whiteout_target
+from imgscope.model import EntryType, LayerEntry, LayerStats, PathFinding, WastedFile
+
+MAX_SYMLINK_HOPS = 40  # Linux's limit for one path resolution
+
+
+class Inode:
+    """File content shared by hard links."""
+
+    __slots__ = ("size", "stored_size", "layer", "links", "content")
+
+    def __init__(self, size: int, stored_size: int, layer: int, content: bytes | None) -> None:
+        self.size = size
+        self.stored_size = stored_size
+        self.layer = layer  # the layer that shipped these bytes
+        self.links = 0  # visible names
+        self.content = content
+
+
+class Node:
+    __slots__ = (
+        "type", "mode", "uid", "gid", "mtime", "link_target", "layer", "inode",
+        "children", "devmajor", "devminor", "xattrs", "implicit",
+    )
+
+    def __init__(self, entry: LayerEntry | None, layer: int, etype: EntryType) -> None:
+        self.type = etype
+        self.layer = layer
+        self.inode: Inode | None = None
+        self.children: dict[str, Node] | None = {} if etype is EntryType.DIR else None
+        if entry is None:  # a directory no tar member named: created as a runtime would
+            self.mode, self.uid, self.gid, self.mtime = 0o755, 0, 0, 0
+            self.link_target = None
+            self.devmajor = self.devminor = 0
+            self.xattrs: tuple[tuple[str, str], ...] = ()
+            self.implicit = True
+        else:
+            self.set_meta(entry)
+
+    def set_meta(self, entry: LayerEntry) -> None:
+        self.mode = entry.mode
+        self.uid = entry.uid
+        self.gid = entry.gid
+        self.mtime = entry.mtime
+        self.link_target = entry.link_target if self.type is EntryType.SYMLINK else None
+        self.devmajor = entry.devmajor
+        self.devminor = entry.devminor
+        self.xattrs = entry.xattrs
+        self.implicit = False
+
+    @property
+    def size(self) -> int:
+        return self.inode.size if self.inode is not None else 0
+
+    @property
+    def content(self) -> bytes | None:
+        return self.inode.content if self.inode is not None else None
+
+
+@dataclass
+class DiveTally:
+    """dive's efficiency bookkeeping (filetree/efficiency.go), kept to compare like for like.
+
+    Per path: the sum of the sizes it had in each layer that touched it, and the smallest.
+    dive ignores opaque markers and sizes a whiteout by the subtree it removes.
+    """
+
+    cumulative: dict[str, list[int]] = field(default_factory=dict)  # path -> [sum, min, count]
+
+    def fold(self, layer_paths: dict[str, int]) -> None:
+        cum = self.cumulative
+        for path, size in layer_paths.items():
+            item = cum.get(path)
+            if item is None:
+                cum[path] = [size, size, 1]
+            else:
+                item[0] += size
+                if size < item[1]:
+                    item[1] = size
+                item[2] += 1
+
+    def score(self) -> tuple[float, int]:
+        minimum = discovered = wasted = 0
+        for total, smallest, count in self.cumulative.values():
+            minimum += smallest
+            discovered += total
+            if count > 1:
+                wasted += total
+        return (minimum / discovered if discovered else 1.0), wasted
+
+
+class Overlay:
+    """The merged filesystem, built one layer at a time."""
+
+    def __init__(self, keep_dive_tally: bool = True) -> None:
+        self.root = Node(None, 0, EntryType.DIR)
+        self.root.implicit = False
+        self.stats: list[LayerStats] = []
+        self.wasted: list[WastedFile] = []
+        self.findings: list[PathFinding] = []
+        self.dive = DiveTally() if keep_dive_tally else None
+        self._layer = -1
+        self._layer_paths: dict[str, int] = {}
+
+    # -- resolution ---------------------------------------------------------------------------
+
+    def _walk_dir(self, parts: list[str], create: bool, hops: int = 0) -> Node | None:
+        """The directory node at `parts`, following symlinks inside the root; may create."""
+        node = self.root
+        stack = list(reversed(parts))
+        trail: list[Node] = []  # ancestors of `node`, for ".." in symlink targets
+        names: list[str] = []
+        # Names at or below a missing (or non-directory) component. A ".." cancels them
+        # lexically, as SecureJoin (umoci) and containerd resolve: "x/../y" never makes "x".
+        pending: list[str] = []
+        while stack:
+            name = stack.pop()
+            if name in ("", "."):
+                continue
+            if name == "..":
+                if pending:
+                    pending.pop()
+                elif trail:
+                    node = trail.pop()
+                    names.pop()
+                continue
+            if pending:
+                pending.append(name)
+                continue
+            assert node.children is not None
+            child = node.children.get(name)
+            if child is not None and child.type is EntryType.SYMLINK:
+                hops += 1
+                if hops > MAX_SYMLINK_HOPS:
+                    self._finding("symlink-loop", "/" + "/".join([*names, name]),
+                                  "too many symlinks while resolving a parent directory")
+                    return None
+                target = child.link_target or ""
+                if target.startswith("/"):
+                    node, trail, names = self.root, [], []
+                stack.extend(reversed(target.split("/")))
+                continue
+            if child is None or child.type is not EntryType.DIR:
+                pending.append(name)
+                continue
+            trail.append(node)
+            names.append(name)
+            node = child
+        if pending and not create:
+            return None
+        for name in pending:
+            assert node.children is not None
+            child = node.children.get(name)
+            if child is not None:  # only the first one can exist: a non-directory
+                parent_path = "/" + "/".join(names)
+                self._finding("conflict", self._path_of(parent_path, name),
+                              f"a {child.type.value} is used as a directory; replaced")
+                self._remove(node, name, "parent-replaced", parent_path)
+            child = Node(None, self._layer, EntryType.DIR)
+            node.children[name] = child
+            self.stats[self._layer].added_entries += 1
+            names.append(name)
+            node = child
+        return node
+
+    def _lookup(self, path: str) -> Node | None:
+        parent_path, name = posixpath.split(path)
+        parent = self._walk_dir(parent_path.split("/"), create=False)
+        if parent is None or not name:
+            return parent if not name else None
+        assert parent.children is not None
+        return parent.children.get(name)
+
+    # -- removal and waste --------------------------------------------------------------------
+
+    def _path_of(self, parent_path: str, name: str) -> str:
+        return parent_path.rstrip("/") + "/" + name
+
+    def _account_removed(self, path: str, node: Node, how: str) -> None:
+        stats = self.stats[self._layer]
+        stats.removed_entries += 1
+        inode = node.inode
+        if inode is None:
+            return
+        inode.links -= 1
+        stats.removed_bytes += inode.size
+        if inode.links <= 0 and inode.size:
+            how_now = "duplicate-in-layer" if inode.layer == self._layer else how
+            self.wasted.append(WastedFile(path, inode.layer, inode.size, self._layer, how_now))
+            self.stats[inode.layer].wasted_bytes += inode.size
+
+    def _drop_subtree(self, path: str, node: Node, how: str, count_top: bool = True) -> None:
+        """Account for `node` and everything below it as removed (iteratively: hostile
+        layers nest deeper than Python's recursion limit)."""
+        todo = [(path, node, count_top)]
+        while todo:
+            current_path, current, counted = todo.pop()
+            if current.children:
+                todo.extend((current_path + "/" + n, c, True) for n, c in current.children.items())
+            if counted:
+                self._account_removed(current_path, current, how)
+            elif current.inode is not None:  # replaced in place: its bytes still go to waste
+                self._account_removed(current_path, current, how)
+                self.stats[self._layer].removed_entries -= 1
+                self.stats[self._layer].removed_bytes -= current.inode.size
+
+    def _remove(self, parent: Node, name: str, how: str, parent_path: str = "") -> None:
+        assert parent.children is not None
+        node = parent.children.pop(name)
+        self._drop_subtree(self._path_of(parent_path, name), node, how)
+
+    def _strip_lower(self, path: str, node: Node, how: str) -> None:
+        """Remove everything under `node` that lower layers wrote; keep this layer's work.
+
+        A lower directory survives only if this layer wrote something inside it."""
+        layer = self._layer
+        # Post-order without recursion: visit children before deciding on their directory.
+        todo: list[tuple[str, Node, bool]] = [(path, node, False)]
+        while todo:
+            dir_path, directory, expanded = todo.pop()
+            assert directory.children is not None
+            if not expanded:
+                todo.append((dir_path, directory, True))
+                for name, child in list(directory.children.items()):
+                    child_path = dir_path.rstrip("/") + "/" + name
+                    if child.type is EntryType.DIR:
+                        todo.append((child_path, child, False))
+                    elif child.layer < layer:
+                        del directory.children[name]
+                        self._drop_subtree(child_path, child, how)
+                continue
+            for name, child in list(directory.children.items()):
+                if child.type is EntryType.DIR and child.layer < layer and not child.children:
+                    del directory.children[name]
+                    self._account_removed(dir_path.rstrip("/") + "/" + name, child, how)
+
+    # -- applying a layer ---------------------------------------------------------------------
+
+    def apply(self, index: int, entries: Iterable[LayerEntry]) -> LayerStats:
+        self._layer = index
+        stats = LayerStats(index=index)
+        self.stats.append(stats)
+        self._layer_paths = {}
+        for entry in entries:
+            stats.entries += 1
+            marker = whiteout_target(entry.path) if "/.wh." in entry.path else None
+            if marker is None:
+                self._add(entry, stats)
+                continue
+            kind, target = marker
+            if kind == "remove":
+                stats.whiteouts += 1
+                self._whiteout(target)
+            elif kind == "opaque":
+                stats.opaque_dirs += 1
+                self._opaque(target)
+        if self.dive is not None:
+            self.dive.fold(self._layer_paths)
+        return stats
+
+    def _whiteout(self, path: str) -> None:
+        parent_path, name = posixpath.split(path)
+        parent = self._walk_dir(parent_path.split("/"), create=False)
+        if self.dive is not None:
+            self._layer_paths[path] = self._subtree_bytes(parent, name)
+        if parent is None or parent.children is None or name not in parent.children:
+            return
+        node = parent.children[name]
+        if node.type is EntryType.DIR:
+            self._strip_lower(path, node, "whiteout")
+            if node.layer < self._layer and not node.children:
+                del parent.children[name]
+                self._account_removed(path, node, "whiteout")
+        elif node.layer < self._layer:
+            self._remove(parent, name, "whiteout", parent_path)
+
+    def _opaque(self, path: str) -> None:
+        node = self._walk_dir(path.split("/"), create=False)
+        if node is not None:
+            self._strip_lower(path, node, "opaque")
+
+    def _subtree_bytes(self, parent: Node | None, name: str) -> int:
+        if parent is None or parent.children is None or name not in parent.children:
+            return 0
+        node = parent.children[name]
+        if node.type is not EntryType.DIR:
+            return 0  # dive sizes only directory whiteouts (efficiency.go)
+        total = 0
+        todo = [node]
+        while todo:
+            current = todo.pop()
+            if current.children:
+                todo.extend(current.children.values())
+            total += current.size
+        return total
+
+    def _add(self, entry: LayerEntry, stats: LayerStats) -> None:
+        path = entry.path
+        if path == "/":
+            if entry.type is EntryType.DIR:
+                self.root.set_meta(entry)
+                self.root.layer = self._layer
+            return
+        parent_path, name = posixpath.split(path)
+        parent = self._walk_dir(parent_path.split("/"), create=True)
+        if parent is None:
+            return  # symlink loop in the parent: reported, entry skipped
+        assert parent.children is not None
+        existing = parent.children.get(name)
+        etype = entry.type
+        if etype is EntryType.FILE:
+            stats.shipped_bytes += entry.size
+            if self.dive is not None:
+                self._layer_paths[path] = entry.size
+        elif self.dive is not None:
+            self._layer_paths.setdefault(path, 0)
+
+        if etype is EntryType.DIR and existing is not None and existing.type is EntryType.DIR:
+            if (existing.mode, existing.uid, existing.gid) != (entry.mode, entry.uid, entry.gid):
+                stats.modified_entries += 1
+            existing.set_meta(entry)
+            existing.layer = self._layer
+            return
+
+        inode: Inode | None = None
+        if etype is EntryType.HARDLINK:
+            target = self._lookup(entry.link_target or "")
+            if target is existing and existing is not None:
+                return  # a hard link to itself changes nothing
+            if target is None or target.type is EntryType.DIR:
+                self._finding("hardlink-missing", path,
+                              f"hard link target {entry.link_target} is "
+                              + ("a directory" if target is not None else "missing"))
+                etype, inode = EntryType.FILE, Inode(0, 0, self._layer, None)
+            elif target.type is EntryType.FILE:
+                # one inode, one set of metadata: the link header's mode/owner are not applied
+                # (umoci, GNU tar; tests/differential/test_regressions.py)
+                etype, inode = EntryType.FILE, target.inode
+                entry = _relinked(entry, target)
+            else:  # link(2) to a symlink or device links that node itself
+                etype = target.type
+                entry = _relinked(entry, target)
+                if target.inode is None:  # give it an identity the two names share
+                    target.inode = Inode(0, 0, target.layer, None)
+                    target.inode.links = 1
+                inode = target.inode
+        elif etype is EntryType.FILE:
+            inode = Inode(entry.size, entry.stored_size, self._layer, entry.content)
+
+        if existing is not None:
+            how = "duplicate-in-layer" if existing.layer == self._layer else "replaced"
+            if existing.inode is not inode or existing.type is not etype:
+                stats.modified_entries += 1
+                stats.modified_bytes += inode.size if inode is not None else 0
+            del parent.children[name]
+            self._drop_subtree(path, existing, how, count_top=False)
+        else:
+            stats.added_entries += 1
+            stats.added_bytes += inode.size if inode is not None else 0
+
+        node = Node(entry, self._layer, etype)
+        if inode is not None:
+            node.inode = inode
+            inode.links += 1
+        parent.children[name] = node
+
+    def _finding(self, kind: str, path: str, detail: str) -> None:
+        self.findings.append(PathFinding(self._layer, kind, path, detail))
+
+    # -- reading the result -------------------------------------------------------------------
+
+    def iter_nodes(self) -> Iterator[tuple[str, Node]]:
+        """Every path below the root, depth first, siblings sorted by the bytes of their name."""
+        stack: list[tuple[str, Node]] = [("", self.root)]
+        while stack:
+            prefix, node = stack.pop()
+            if node is not self.root:
+                yield prefix, node
+            if node.children:
+                for name in sorted(node.children, key=_sort_key, reverse=True):
+                    stack.append((prefix + "/" + name, node.children[name]))
+
+    def get(self, path: str) -> Node | None:
+        """The node at an absolute path, without following a final symlink."""
+        if path == "/":
+            return self.root
+        node = self.root
+        for name in path.strip("/").split("/"):
+            if node.children is None:
+                return None
+            nxt = node.children.get(name)
+            if nxt is None:
+                return None
+            node = nxt
+        return node
+
+
+def _sort_key(name: str) -> bytes:
+    return name.encode("utf-8", "surrogateescape")
+
+
+def _relinked(entry: LayerEntry, target: Node) -> LayerEntry:
+    return LayerEntry(
+        path=entry.path, type=target.type, size=0, stored_size=0, mode=target.mode,
+        uid=target.uid, gid=target.gid, mtime=target.mtime, link_target=target.link_target,
+        devmajor=target.devmajor, devminor=target.devminor,
+    )
