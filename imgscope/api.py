@@ -13,9 +13,12 @@ from typing import BinaryIO
 
 from imgscope.archive.container import open_container
 from imgscope.archive.image import ResolvedImage, resolve_image
-from imgscope.archive.layer import Blob, Capture, LayerRead, LayerReader
+from imgscope.archive.layer import Blob, Capture, LayerRead, LayerReader, Spool
 from imgscope.archive.streams import reader_chunks
-from imgscope.catalog.base import compile_patterns
+from imgscope.attribution import Attribution, attribute
+from imgscope.catalog.base import Cataloger, compile_patterns
+from imgscope.catalog.registry import all_catalogers
+from imgscope.catalog.view import OverlayFileView
 from imgscope.errors import CorruptInput, DigestMismatch, LimitExceeded
 from imgscope.fsfacts import FsFacts, collect_facts
 from imgscope.model import (
@@ -24,6 +27,7 @@ from imgscope.model import (
     ImageRef,
     LayerInfo,
     LayerStats,
+    Package,
     PathFinding,
     Summary,
     Warning_,
@@ -45,15 +49,22 @@ class Analysis:
     facts: FsFacts
     findings: list[PathFinding]
     warnings: list[Warning_]
+    attribution: Attribution | None = None
     extras: Extras = field(default_factory=Extras)
+
+    @property
+    def packages(self) -> list[Package]:
+        return [u.package for u in self.attribution.packages] if self.attribution else []
 
     @property
     def wasted(self) -> list[WastedFile]:
         return self.fs.wasted
 
 
-def pair_history(config: ImageConfig, layer_count: int) -> tuple[list[tuple[int | None, str | None]],
-                                                                  Warning_ | None]:
+HistoryPairs = list[tuple[int | None, str | None]]
+
+
+def pair_history(config: ImageConfig, layer_count: int) -> tuple[HistoryPairs, Warning_ | None]:
     """created_by for each layer from the non-empty history entries, or a warning when the
     counts disagree (never shifted silently, unlike dive)."""
     indexes = [i for i, item in enumerate(config.history) if not item.empty_layer]
@@ -74,18 +85,58 @@ def analyze(
     image: str | None = None,
     platform: str | None = None,
     verify: bool = True,
+    catalog: bool = True,
     content_patterns: Iterable[str] = (),
     stdin: BinaryIO | None = None,
     progress: Progress | None = None,
 ) -> Analysis:
-    """Open an image (tar, directory, or "-" for stdin), replay its layers, measure it."""
-    capture = Capture(compile_patterns(content_patterns))
-    container = open_container(os.fspath(source), capture, verify, stdin=stdin)
+    """Open an image (tar, directory, or "-" for stdin), replay its layers, measure it, and
+    (with `catalog`) attribute its bytes to packages."""
+    catalogers = all_catalogers() if catalog else []
+    patterns = [*content_patterns, *(p for c in catalogers for p in c.content_patterns)]
+    wants_executables = any(c.wants_executables for c in catalogers)
+    capture = Capture(compile_patterns(patterns), executables=wants_executables,
+                      spool=Spool() if wants_executables else None)
+    container = None
     try:
+        container = open_container(os.fspath(source), capture, verify, stdin=stdin)
         resolved = resolve_image(container, image, platform, verify)
-        return _analyze_resolved(container, resolved, capture, verify, progress)
+        analysis = _analyze_resolved(container, resolved, capture, verify, progress)
+        if catalogers:
+            packages, warnings = run_catalogers(catalogers, analysis.fs)
+            analysis.warnings.extend(Warning_("catalog", w) for w in warnings)
+            analysis.attribution = attribute(analysis.fs, packages, analysis.fs.wasted,
+                                             len(analysis.layers))
+            analysis.warnings.extend(Warning_("catalog", w)
+                                     for w in analysis.attribution.warnings)
+            if capture.spool is not None and capture.spool.skipped:
+                analysis.warnings.append(Warning_(
+                    "spool-limit", f"{capture.spool.skipped} executables were not inspected "
+                                   "(spool limit reached)"))
+        return analysis
     finally:
-        container.close()
+        if container is not None:
+            container.close()
+        if capture.spool is not None:
+            capture.spool.close()
+
+
+def run_catalogers(catalogers: Sequence[Cataloger], fs: Overlay) -> tuple[list[Package],
+                                                                          list[str]]:
+    """Every cataloger over the final filesystem, in order. A cataloger that fails is a
+    warning: the other ecosystems are still reported."""
+    view = OverlayFileView(fs)
+    packages: list[Package] = []
+    warnings: list[str] = []
+    for cataloger in catalogers:
+        try:
+            result = cataloger.catalog(view)
+        except Exception as exc:  # a parser bug must not hide every other package
+            warnings.append(f"{cataloger.name} cataloger failed: {type(exc).__name__}: {exc}")
+            continue
+        packages.extend(result.packages)
+        warnings.extend(result.warnings)
+    return packages, warnings
 
 
 def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, verify: bool,
@@ -107,6 +158,14 @@ def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, veri
     overlay = Overlay()
     findings: list[PathFinding] = []
     layers: list[LayerInfo] = []
+    readers: list[LayerReader | None] = []
+    for index, ref in enumerate(resolved.layers):
+        if container.preread(ref.name) is not None:
+            readers.append(None)
+            continue
+        reader = LayerReader(container.blob(ref.name), index, capture, verify)
+        reader.prefetch()
+        readers.append(reader)
     for index, ref in enumerate(resolved.layers):
         if progress is not None:
             progress(index, count, ref.name)
@@ -116,7 +175,8 @@ def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, veri
             overlay.apply(index, entries)
             layer_findings = [PathFinding(index, f.kind, f.path, f.detail) for f in read.findings]
         else:
-            reader = LayerReader(container.blob(ref.name), index, capture, verify)
+            reader = readers[index]
+            assert reader is not None
             try:
                 overlay.apply(index, reader.entries())
             except (CorruptInput, LimitExceeded) as exc:
@@ -160,14 +220,14 @@ def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, veri
 
 def _check_layer(index: int, name: str, claimed_blob: str | None, claimed_diff_id: str | None,
                  read: LayerRead) -> None:
-    if claimed_blob and claimed_blob.startswith("sha256:") and read.blob_digest:
-        # docker-archive names carry the uncompressed digest for plain layers (podman's
-        # <sha>.tar); a compressed blob's name is the compressed digest (kaniko's .tar.gz).
-        if claimed_blob not in (read.blob_digest, read.diff_id):
-            raise DigestMismatch(
-                f"layer {index} ({name}): blob digest is {read.blob_digest}, "
-                f"the manifest says {claimed_blob}"
-            )
+    # docker-archive names carry the uncompressed digest for plain layers (podman's
+    # <sha>.tar); a compressed blob's name is the compressed digest (kaniko's .tar.gz).
+    if (claimed_blob and claimed_blob.startswith("sha256:") and read.blob_digest
+            and claimed_blob not in (read.blob_digest, read.diff_id)):
+        raise DigestMismatch(
+            f"layer {index} ({name}): blob digest is {read.blob_digest}, "
+            f"the manifest says {claimed_blob}"
+        )
     if claimed_diff_id is not None and read.diff_id is not None and claimed_diff_id != read.diff_id:
         raise DigestMismatch(
             f"layer {index} ({name}): content digest is {read.diff_id}, "

@@ -42,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     ls = commands.add_parser("ls", help="the merged filesystem, or one layer's entries")
     _image_options(ls)
     ls.add_argument("--layer", type=int, metavar="N", help="list layer N's tar entries instead")
+    packages = commands.add_parser("packages", help="packages with the bytes they own; SBOM")
+    _image_options(packages)
+    packages.set_defaults(format="table")
+    for action in packages._actions:
+        if action.dest == "format":
+            action.choices = ("table", "json", "cyclonedx")
+    packages.add_argument("--sort", choices=("bytes", "name", "layer"), default="bytes")
     return parser
 
 
@@ -91,7 +98,8 @@ def _cmd_ls(args: argparse.Namespace) -> int:
         from imgscope.api import analyze
 
         analysis = analyze(args.image, image=args.select_image, platform=args.platform,
-                           verify=not args.no_verify, progress=_progress_printer())
+                           verify=not args.no_verify, catalog=False,
+                           progress=_progress_printer())
         entries = json_report.ls_entries(analysis.fs)
     if args.format == "json":
         _write(json_report.dumps(json_report.ls_document(entries, args.layer)))
@@ -100,7 +108,27 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"inspect": _cmd_inspect, "ls": _cmd_ls}
+def _cmd_packages(args: argparse.Namespace) -> int:
+    from imgscope.api import analyze
+    from imgscope.report import json_report
+    from imgscope.report.packages import cyclonedx_document, packages_section, packages_text
+
+    analysis = analyze(args.image, image=args.select_image, platform=args.platform,
+                       verify=not args.no_verify, progress=_progress_printer())
+    assert analysis.attribution is not None
+    if args.format == "cyclonedx":
+        _write(json_report.dumps(cyclonedx_document(analysis)))
+    elif args.format == "json":
+        doc = {"schema": "imgscope/packages", "schema_version": json_report.SCHEMA_VERSION,
+               **packages_section(analysis.attribution, full=True, sort=args.sort),
+               "warnings": [{"code": w.code, "message": w.message} for w in analysis.warnings]}
+        _write(json_report.dumps(doc))
+    else:
+        _write(packages_text(analysis.attribution, sort=args.sort))
+    return EXIT_OK
+
+
+COMMANDS = {"inspect": _cmd_inspect, "ls": _cmd_ls, "packages": _cmd_packages}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

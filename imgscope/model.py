@@ -1,6 +1,6 @@
 """The data model: what every stage passes to the next.
 
-archive -> (LayerEntry stream) -> overlay -> (FileSystem, LayerStats) -> catalog -> analyze -> report.
+archive -> (LayerEntry stream) -> overlay -> (tree, LayerStats) -> catalog -> analyze -> report.
 Value objects are frozen; the filesystem tree is the one mutable structure, and only
 overlay.py writes to it.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class EntryType(str, enum.Enum):
@@ -21,9 +22,11 @@ class EntryType(str, enum.Enum):
     FIFO = "fifo"
 
 
-@dataclass(frozen=True, slots=True)
-class LayerEntry:
-    """One tar member of one layer, as the layer reader saw it (metadata only)."""
+class LayerEntry(NamedTuple):
+    """One tar member of one layer, as the layer reader saw it (metadata only).
+
+    A NamedTuple, not a frozen dataclass: one is built per tar member on the hot path, and
+    a frozen dataclass's __init__ costs several times more."""
 
     path: str  # normalised: "/usr/bin/gcc"; whiteout markers keep their ".wh." name
     type: EntryType
@@ -39,6 +42,9 @@ class LayerEntry:
     xattrs: tuple[tuple[str, str], ...] = ()
     raw_name: bytes | None = None  # set only when the tar name was not valid UTF-8
     content: bytes | None = None  # only for paths a consumer asked for (small files)
+    # Where a kept executable's bytes can be read back: (fd, offset) into the archive for a
+    # plain seekable layer, or into imgscope's own spool file for a compressed one.
+    data_ref: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,14 +29,16 @@ MAX_SYMLINK_HOPS = 40  # Linux's limit for one path resolution
 class Inode:
     """File content shared by hard links."""
 
-    __slots__ = ("size", "stored_size", "layer", "links", "content")
+    __slots__ = ("size", "stored_size", "layer", "links", "content", "data_ref")
 
-    def __init__(self, size: int, stored_size: int, layer: int, content: bytes | None) -> None:
+    def __init__(self, size: int, stored_size: int, layer: int, content: bytes | None,
+                 data_ref: tuple[int, int] | None = None) -> None:
         self.size = size
         self.stored_size = stored_size
         self.layer = layer  # the layer that shipped these bytes
         self.links = 0  # visible names
         self.content = content
+        self.data_ref = data_ref  # (fd, offset) of the bytes, for kept executables
 
 
 class Node:
@@ -123,6 +125,10 @@ class Overlay:
         self.dive = DiveTally() if keep_dive_tally else None
         self._layer = -1
         self._layer_paths: dict[str, int] = {}
+        # Last parent directory resolved: tar members come grouped by directory, so most
+        # entries skip the walk from the root. Dropped whenever the tree loses or changes a node.
+        self._parent_cache: tuple[str, Node] | None = None
+        self._index: dict[str, Node] | None = None
 
     # -- resolution ---------------------------------------------------------------------------
 
@@ -214,6 +220,7 @@ class Overlay:
     def _drop_subtree(self, path: str, node: Node, how: str, count_top: bool = True) -> None:
         """Account for `node` and everything below it as removed (iteratively: hostile
         layers nest deeper than Python's recursion limit)."""
+        self._parent_cache = None
         todo = [(path, node, count_top)]
         while todo:
             current_path, current, counted = todo.pop()
@@ -236,6 +243,7 @@ class Overlay:
 
         A lower directory survives only if this layer wrote something inside it."""
         layer = self._layer
+        self._parent_cache = None
         # Post-order without recursion: visit children before deciding on their directory.
         todo: list[tuple[str, Node, bool]] = [(path, node, False)]
         while todo:
@@ -260,6 +268,8 @@ class Overlay:
 
     def apply(self, index: int, entries: Iterable[LayerEntry]) -> LayerStats:
         self._layer = index
+        self._parent_cache = None
+        self._index = None
         stats = LayerStats(index=index)
         self.stats.append(stats)
         self._layer_paths = {}
@@ -323,10 +333,15 @@ class Overlay:
                 self.root.set_meta(entry)
                 self.root.layer = self._layer
             return
-        parent_path, name = posixpath.split(path)
-        parent = self._walk_dir(parent_path.split("/"), create=True)
-        if parent is None:
-            return  # symlink loop in the parent: reported, entry skipped
+        parent_path, _, name = path.rpartition("/")
+        cached = self._parent_cache
+        if cached is not None and cached[0] == parent_path:
+            parent = cached[1]
+        else:
+            parent = self._walk_dir(parent_path.split("/"), create=True)
+            if parent is None:
+                return  # symlink loop in the parent: reported, entry skipped
+            self._parent_cache = (parent_path, parent)
         assert parent.children is not None
         existing = parent.children.get(name)
         etype = entry.type
@@ -367,7 +382,8 @@ class Overlay:
                     target.inode.links = 1
                 inode = target.inode
         elif etype is EntryType.FILE:
-            inode = Inode(entry.size, entry.stored_size, self._layer, entry.content)
+            inode = Inode(entry.size, entry.stored_size, self._layer, entry.content,
+                          entry.data_ref)
 
         if existing is not None:
             how = "duplicate-in-layer" if existing.layer == self._layer else "replaced"
@@ -402,10 +418,51 @@ class Overlay:
                 for name in sorted(node.children, key=_sort_key, reverse=True):
                     stack.append((prefix + "/" + name, node.children[name]))
 
+    def resolve(self, path: str) -> tuple[str, Node] | None:
+        """Follow symlinks (the final one too) inside the root; None if dangling or looping."""
+        parts = [p for p in path.split("/") if p]
+        resolved: list[str] = []
+        hops = 0
+        node = self.root
+        while parts:
+            name = parts.pop(0)
+            if name == ".":
+                continue
+            if name == "..":
+                if resolved:
+                    resolved.pop()
+                node = self.get("/" + "/".join(resolved)) or self.root
+                continue
+            if node.children is None:
+                return None
+            child = node.children.get(name)
+            if child is None:
+                return None
+            if child.type is EntryType.SYMLINK:
+                hops += 1
+                if hops > MAX_SYMLINK_HOPS:
+                    return None
+                target = child.link_target or ""
+                if target.startswith("/"):
+                    resolved, node = [], self.root
+                parts = [p for p in target.split("/") if p] + parts
+                continue
+            resolved.append(name)
+            node = child
+        return "/" + "/".join(resolved), node
+
+    def index(self) -> dict[str, Node]:
+        """path -> node for the whole tree, in iter_nodes order; built once per state."""
+        if self._index is None:
+            self._index = dict(self.iter_nodes())
+        return self._index
+
     def get(self, path: str) -> Node | None:
         """The node at an absolute path, without following a final symlink."""
         if path == "/":
             return self.root
+        if self._index is not None:
+            return self._index.get(path)
         node = self.root
         for name in path.strip("/").split("/"):
             if node.children is None:

@@ -8,6 +8,7 @@ error, never followed. Nothing is extracted or written.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import stat
@@ -178,10 +179,8 @@ class DirContainer(Container):
             for name in sorted(files):
                 full = os.path.join(top, name)
                 self._names.append(os.path.relpath(full, self.root).replace(os.sep, "/"))
-                try:
+                with contextlib.suppress(OSError):
                     self.archive_bytes += os.lstat(full).st_size
-                except OSError:
-                    pass
 
     def names(self) -> list[str]:
         return list(self._names)

@@ -8,6 +8,7 @@ reported as a finding, since nothing is ever extracted.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 from collections.abc import Iterator
@@ -40,12 +41,19 @@ _TYPES = {
 MAX_ENTRIES_PER_LAYER = 5_000_000
 
 
+ELF_MAGIC = b"\x7fELF"
+
+
 @dataclass
 class Capture:
-    """Which files to keep the bytes of: paths matching `pattern`, up to `max_bytes` each."""
+    """Which files to keep: the bytes of paths matching `pattern` (up to `max_bytes` each),
+    and, with `executables`, a way back to every ELF executable's bytes (see Spool)."""
 
     pattern: re.Pattern[str] | None
-    max_bytes: int = 64 * 1024 * 1024
+    max_bytes: int = 256 * 1024 * 1024
+    inline_bytes: int = 4 * 1024 * 1024  # larger matches are kept by reference, not in memory
+    executables: bool = False
+    spool: Spool | None = None
 
     def wants(self, path: str, size: int) -> bool:
         return (
@@ -53,6 +61,32 @@ class Capture:
             and size <= self.max_bytes
             and self.pattern.match(path) is not None
         )
+
+
+class Spool:
+    """An anonymous file in imgscope's own temporary directory holding the executables of
+    compressed layers (they cannot be read back by seeking). Bounded; removed on close."""
+
+    def __init__(self, limit: int = 2 << 30) -> None:
+        import tempfile
+
+        self._dir = tempfile.TemporaryDirectory(prefix="imgscope-")
+        self.fd = os.open(os.path.join(self._dir.name, "spool"), os.O_RDWR | os.O_CREAT, 0o600)
+        os.unlink(os.path.join(self._dir.name, "spool"))  # nothing is left behind on a crash
+        self.size = 0
+        self.limit = limit
+        self.skipped = 0  # executables not kept because the limit was reached
+
+    def append(self, chunks: Iterator[bytes]) -> int:
+        start = self.size
+        for chunk in chunks:
+            os.pwrite(self.fd, chunk, self.size)
+            self.size += len(chunk)
+        return start
+
+    def close(self) -> None:
+        os.close(self.fd)
+        self._dir.cleanup()
 
 
 @dataclass
@@ -100,6 +134,8 @@ def normalise(name: str) -> tuple[str, bool, bool]:
 
 
 def _raw_name(path: str) -> bytes | None:
+    if path.isascii():
+        return None
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
@@ -116,6 +152,16 @@ class LayerReader:
         self.capture = capture
         self.verify = verify
         self.result = LayerRead(compressed_size=blob.size)
+        self._pending_digest = None
+
+    def prefetch(self) -> None:
+        """Start hashing a plain seekable layer now, on the hashing thread, so that all
+        layers' hashes run on the second core while the first core walks the tars."""
+        blob = self.blob
+        if self.verify and blob.fd is not None and self._pending_digest is None:
+            head = FileRegion(blob.fd, blob.offset, blob.size).read(8)
+            if sniff_compression(head) == "none":
+                self._pending_digest = hash_region_async(blob.fd, blob.offset, blob.size)
 
     def entries(self) -> Iterator[LayerEntry]:
         blob = self.blob
@@ -136,7 +182,8 @@ class LayerReader:
 
     def _seekable_plain(self) -> Iterator[LayerEntry]:
         blob = self.blob
-        pending = hash_region_async(blob.fd, blob.offset, blob.size) if self.verify else None
+        self.prefetch()
+        pending = self._pending_digest
         region = FileRegion(blob.fd, blob.offset, blob.size)
         walker = TarWalker(region)
         try:
@@ -182,41 +229,50 @@ class LayerReader:
             entry = self._entry(member, findings)
             if entry is None:
                 continue
-            if (
-                capture is not None
-                and entry.type is EntryType.FILE
-                and capture.wants(entry.path, member.stored_size)
-            ):
-                data = walker.read_data(member.stored_size)
-                entry = _with_content(entry, data)
+            if capture is not None and entry.type is EntryType.FILE:
+                if capture.wants(entry.path, member.stored_size):
+                    if member.stored_size <= capture.inline_bytes:
+                        entry = entry._replace(content=walker.read_data(member.stored_size))
+                    elif member.typeflag != b"S":
+                        entry = self._keep_by_reference(entry, member, walker, capture, False)
+                elif capture.executables and entry.mode & 0o111 and member.stored_size > 64 \
+                        and member.typeflag != b"S":
+                    entry = self._keep_by_reference(entry, member, walker, capture, True)
             yield entry
         self.result.end = walker.end
         if walker.end == "eof":
             findings.append(
-                PathFinding(index, "no-end-of-archive", "", "layer tar has no end-of-archive blocks")
+                PathFinding(index, "no-end-of-archive", "",
+                            "layer tar has no end-of-archive blocks")
             )
 
     def _entry(self, member: RawMember, findings: list[PathFinding]) -> LayerEntry | None:
-        etype = _TYPES.get(member.typeflag)
+        typeflag = member.typeflag
+        etype = _TYPES.get(typeflag)
         if etype is None:
             # Unknown typeflags are read as regular files, as the tar spec asks.
-            if member.typeflag in (b"V", b"M", b"N"):  # volume label, multi-volume: no file
+            if typeflag in (b"V", b"M", b"N"):  # volume label, multi-volume: no file
                 return None
             etype = EntryType.FILE
-        path, absolute, escaped = normalise(member.name)
-        if absolute or escaped:
-            findings.append(
-                PathFinding(
-                    self.index,
-                    "path-escape" if escaped else "absolute-path",
-                    path,
-                    f"member name {member.name!r} "
-                    + ("climbs out of the root" if escaped else "is absolute"),
+        name = member.name
+        if name.startswith(("/", "./", "../")) or "/." in name or "//" in name \
+                or name in (".", ".."):
+            path, absolute, escaped = normalise(name)
+            if absolute or escaped:
+                findings.append(
+                    PathFinding(
+                        self.index,
+                        "path-escape" if escaped else "absolute-path",
+                        path,
+                        f"member name {name!r} "
+                        + ("climbs out of the root" if escaped else "is absolute"),
+                    )
                 )
-            )
+        else:
+            path = "/" + name.rstrip("/")
         link: str | None = None
         if etype is EntryType.HARDLINK:
-            link, link_abs, link_escaped = normalise(member.linkname)
+            link, _link_abs, link_escaped = normalise(member.linkname)
             if link_escaped:
                 findings.append(
                     PathFinding(self.index, "path-escape", path,
@@ -224,31 +280,45 @@ class LayerReader:
                 )
         elif etype is EntryType.SYMLINK:
             link = member.linkname
-        is_file = etype is EntryType.FILE
+        if etype is EntryType.FILE:
+            size, stored = member.size, member.stored_size
+        else:
+            size = stored = 0
         return LayerEntry(
-            path=path,
-            type=etype,
-            size=member.size if is_file else 0,
-            stored_size=member.stored_size if is_file else 0,
-            mode=member.mode & 0o7777,
-            uid=member.uid,
-            gid=member.gid,
-            mtime=member.mtime,
-            link_target=link,
-            devmajor=member.devmajor,
-            devminor=member.devminor,
-            xattrs=member.xattrs,
-            raw_name=_raw_name(path),
+            path, etype, size, stored, member.mode & 0o7777, member.uid, member.gid,
+            member.mtime, link, member.devmajor, member.devminor, member.xattrs,
+            None if path.isascii() else _raw_name(path),
         )
 
 
-def _with_content(entry: LayerEntry, data: bytes) -> LayerEntry:
-    return LayerEntry(
-        path=entry.path, type=entry.type, size=entry.size, stored_size=entry.stored_size,
-        mode=entry.mode, uid=entry.uid, gid=entry.gid, mtime=entry.mtime,
-        link_target=entry.link_target, devmajor=entry.devmajor, devminor=entry.devminor,
-        xattrs=entry.xattrs, raw_name=entry.raw_name, content=data,
-    )
+    def _keep_by_reference(self, entry: LayerEntry, member: RawMember, walker: TarWalker,
+                           capture: Capture, elf_only: bool) -> LayerEntry:
+        blob = self.blob
+        if blob.fd is not None and self.result.compression == "none":
+            # Seekable and plain: the archive itself is the copy; nothing to read now.
+            return entry._replace(data_ref=(blob.fd, blob.offset + member.offset))
+        spool = capture.spool
+        if spool is None:
+            return entry
+        head = walker.read_data(4)
+        if elf_only and head != ELF_MAGIC:
+            return entry
+        if spool.size + member.stored_size > spool.limit:
+            spool.skipped += 1
+            return entry
+        rest = member.stored_size - 4
+
+        def chunks() -> Iterator[bytes]:
+            yield head
+            left = rest
+            while left:
+                chunk = walker.read_data(min(left, 1 << 20))
+                if not chunk:
+                    return
+                left -= len(chunk)
+                yield chunk
+
+        return entry._replace(data_ref=(spool.fd, spool.append(chunks())))
 
 
 def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from imgscope.errors import CorruptInput, LimitExceeded
 
@@ -33,8 +32,7 @@ class ByteSource(Protocol):
         ...
 
 
-@dataclass(slots=True)
-class RawMember:
+class RawMember(NamedTuple):
     name: str  # decoded UTF-8, undecodable bytes kept as surrogates (os.fsdecode style)
     typeflag: bytes
     size: int  # apparent size
@@ -51,6 +49,10 @@ class RawMember:
 
 
 def _number(field: bytes) -> int:
+    try:  # the common case: octal digits, NUL or space terminated (int() strips spaces)
+        return int(field.rstrip(b"\0"), 8)
+    except ValueError:
+        pass
     if field and field[0] & 0x80:  # GNU base-256 for large uid/size/mtime
         value = int.from_bytes(field[1:], "big")
         if field[0] & 0x40:  # negative (only sensible for mtime)
@@ -151,30 +153,35 @@ class TarWalker:
         pax: dict[str, str] = {}
         long_name: str | None = None
         long_link: str | None = None
+        read = self._src.read
+        unpack = _HEADER.unpack
         while True:
-            self._finish_member()
-            block = self._src.read(BLOCK)
+            if self._data_left or self._pad:
+                self._finish_member()
+            block = read(BLOCK)
             self.position += len(block)
-            if not block:
-                self.end = "eof"
-                return
-            if len(block) < BLOCK:
+            if len(block) != BLOCK:
+                if not block:
+                    self.end = "eof"
+                    return
                 raise CorruptInput(f"truncated tar: partial header at offset {self.position}")
             if block == _ZERO_BLOCK:
                 self.end = "zeros"
                 return
-            fields = _HEADER.unpack(block)
             (name, mode, uid, gid, size, mtime, chksum, typeflag, linkname, magic, _version,
-             _uname, _gname, devmajor, devminor, prefix) = fields
-            expected = _number(chksum)
-            actual = sum(block) - sum(block[148:156]) + 256
-            if expected != actual:
+             _uname, _gname, devmajor, devminor, prefix) = unpack(block)
+            try:  # common case in one go: every number plain octal
+                expected = int(chksum.rstrip(b"\0"), 8)
+                data_size = int(size.rstrip(b"\0"), 8)
+            except ValueError:
+                expected = _number(chksum)
+                data_size = _number(size)
+            if expected != sum(block) - sum(block[148:156]) + 256:
                 # Some old tars computed the sum over signed chars.
                 signed = sum(b - 256 if b > 127 else b for b in block)
                 signed -= sum(b - 256 if b > 127 else b for b in block[148:156]) - 256
                 if expected != signed:
                     raise CorruptInput(f"bad tar header checksum at offset {self.position - BLOCK}")
-            data_size = _number(size)
             if data_size < 0:
                 raise CorruptInput(f"negative size in tar header at offset {self.position - BLOCK}")
             if typeflag in (b"x", b"g"):
@@ -200,7 +207,12 @@ class TarWalker:
                 member_name = _text(name)
             if long_name is not None:
                 member_name = long_name
-            member_link = long_link if long_link is not None else _text(linkname)
+            if long_link is not None:
+                member_link = long_link
+            elif typeflag == b"1" or typeflag == b"2":
+                member_link = _text(linkname)
+            else:
+                member_link = ""
             apparent = data_size
             stored = data_size
             if typeflag == b"S":  # old GNU sparse: realsize at 483, extension blocks follow
@@ -226,20 +238,26 @@ class TarWalker:
                     if key.startswith("SCHILY.xattr.")
                 )
             ) if attrs else ()
+            try:
+                mode_n = int(mode.rstrip(b"\0"), 8)
+                uid_n = int(uid.rstrip(b"\0"), 8)
+                gid_n = int(gid.rstrip(b"\0"), 8)
+                mtime_n = int(mtime.rstrip(b"\0"), 8)
+            except ValueError:
+                mode_n, uid_n, gid_n, mtime_n = (
+                    _number(mode), _number(uid), _number(gid), _number(mtime))
+            if attrs:
+                uid_n = _pax_int(attrs, "uid", uid_n)
+                gid_n = _pax_int(attrs, "gid", gid_n)
+                mtime_n = _pax_int(attrs, "mtime", mtime_n)
+            device = typeflag == b"3" or typeflag == b"4"
             member = RawMember(
-                name=member_name,
-                typeflag=typeflag,
-                size=apparent,
-                stored_size=stored,
-                mode=_number(mode),
-                uid=_pax_int(attrs, "uid", _number(uid)) if attrs else _number(uid),
-                gid=_pax_int(attrs, "gid", _number(gid)) if attrs else _number(gid),
-                mtime=_pax_int(attrs, "mtime", _number(mtime)) if attrs else _number(mtime),
-                linkname=member_link,
-                devmajor=_number(devmajor) if typeflag in (b"3", b"4") else 0,
-                devminor=_number(devminor) if typeflag in (b"3", b"4") else 0,
-                xattrs=xattrs,
-                offset=self.position,
+                member_name, typeflag, apparent, stored, mode_n, uid_n, gid_n, mtime_n,
+                member_link,
+                _number(devmajor) if device else 0,
+                _number(devminor) if device else 0,
+                xattrs,
+                self.position,
             )
             pax = {}
             long_name = long_link = None

@@ -13,6 +13,7 @@ from typing import Any
 from imgscope.api import Analysis
 from imgscope.model import EntryType, LayerEntry
 from imgscope.overlay import Overlay
+from imgscope.report.packages import packages_section
 from imgscope.report.paths import display, raw_b64
 
 SCHEMA_VERSION = 1
@@ -41,7 +42,7 @@ def inspect_document(analysis: Analysis) -> dict[str, Any]:
     s = analysis.summary
     facts = analysis.facts
     layers = []
-    for info, stats in zip(analysis.layers, analysis.stats):
+    for info, stats in zip(analysis.layers, analysis.stats, strict=True):
         layers.append({
             "index": info.index,
             "diff_id": info.diff_id,
@@ -125,6 +126,8 @@ def inspect_document(analysis: Analysis) -> dict[str, Any]:
             {"layer": f.layer, "kind": f.kind, **_path_fields(f.path), "detail": display(f.detail)}
             for f in analysis.findings
         ],
+        "packages": (packages_section(analysis.attribution, full=False)
+                     if analysis.attribution is not None else None),
         "warnings": [{"code": w.code, "message": w.message} for w in analysis.warnings],
     }
 

@@ -7,6 +7,7 @@ from typing import Any
 from tabulate import tabulate
 
 from imgscope.api import Analysis
+from imgscope.report.packages import packages_text
 from imgscope.report.paths import display, human, mode_string
 
 WASTED_ROWS = 15
@@ -59,7 +60,7 @@ def inspect_text(analysis: Analysis) -> str:
     out.append("")
     out.append("Layers")
     layer_rows = []
-    for info, st in zip(analysis.layers, analysis.stats):
+    for info, st in zip(analysis.layers, analysis.stats, strict=True):
         layer_rows.append([
             info.index, _short(info.diff_id), info.compression, human(info.uncompressed_size),
             f"+{st.added_entries}/~{st.modified_entries}/-{st.removed_entries}",
@@ -91,6 +92,9 @@ def inspect_text(analysis: Analysis) -> str:
         out.append(f"World-writable ({len(facts.world_writable)})")
         out.append(tabulate([[mode_string(m.type, m.mode), display(m.path)]
                              for m in facts.world_writable[:20]], tablefmt="plain"))
+    if analysis.attribution is not None:
+        out.append("")
+        out.append(packages_text(analysis.attribution, limit=15).rstrip("\n"))
     if analysis.findings:
         out.append("")
         out.append(f"Findings ({len(analysis.findings)})")

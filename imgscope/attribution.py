@@ -1,0 +1,170 @@
+"""Who owns each byte: packages from the catalogers matched against the final filesystem.
+
+Ownership is decided once, here, not by each consumer: catalogers run in a fixed order (OS
+package databases first, then language ecosystems, then binaries), and the first package to
+claim a path owns it, so a file is never counted twice. A package's bytes are those of the
+regular files it owns in the final filesystem (hard links once); its shipped bytes add every
+hidden version of those paths in lower layers. The layers a package touched come from the
+layers that wrote its files.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from imgscope.model import EntryType, Package, WastedFile
+from imgscope.overlay import Overlay
+
+
+@dataclass(frozen=True, slots=True)
+class PackageUsage:
+    package: Package
+    final_bytes: int  # bytes of its files in the final filesystem
+    shipped_bytes: int  # plus every hidden version of those paths in lower layers
+    files: int  # its regular files present in the final filesystem
+    missing_files: int  # files the database lists that are not there
+    shared_files: int  # files it lists that an earlier package already owns
+    introduced_layer: int | None
+    changed_layers: tuple[int, ...]
+    layer_bytes: tuple[tuple[int, int], ...]  # (layer, bytes of its files shipped there)
+
+    @property
+    def key(self) -> str:
+        return package_key(self.package)
+
+
+@dataclass(frozen=True, slots=True)
+class UnownedGroup:
+    directory: str
+    bytes: int
+    files: int
+
+
+@dataclass(frozen=True, slots=True)
+class LayerPackages:
+    layer: int
+    added: tuple[tuple[str, int], ...]  # (package key, bytes)
+    changed: tuple[tuple[str, int], ...]
+
+
+@dataclass
+class Attribution:
+    packages: list[PackageUsage] = field(default_factory=list)
+    owned_bytes: int = 0
+    unowned_bytes: int = 0
+    unowned_files: int = 0
+    unowned: list[UnownedGroup] = field(default_factory=list)
+    layers: list[LayerPackages] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    owner_of: dict[str, str] = field(default_factory=dict)  # path -> package key
+
+
+def package_key(package: Package) -> str:
+    arch = f":{package.arch}" if package.arch else ""
+    return f"{package.ecosystem}/{package.name}{arch}@{package.version}"
+
+
+def _group_dir(path: str) -> str:
+    parent = posixpath.dirname(path)
+    parts = parent.strip("/").split("/")
+    return "/" + "/".join(parts[:2]) if parts != [""] else "/"
+
+
+def attribute(fs: Overlay, packages: Sequence[Package], wasted: Sequence[WastedFile],
+              layer_count: int) -> Attribution:
+    result = Attribution()
+    fs.index()  # makes every get() below a dict lookup
+    wasted_by_path: dict[str, list[WastedFile]] = defaultdict(list)
+    for item in wasted:
+        wasted_by_path[item.path].append(item)
+
+    owner: dict[str, str] = {}
+    owned_inodes: set[int] = set()
+    added: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    changed: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    seen_keys: set[str] = set()
+    for package in packages:
+        key = package_key(package)
+        if key in seen_keys:
+            result.warnings.append(f"{key} is listed twice; counted once")
+            continue
+        seen_keys.add(key)
+        final = files = missing = shared = 0
+        per_layer: dict[int, int] = defaultdict(int)
+        for path in package.files:
+            node = fs.get(path)
+            if node is None:
+                resolved = fs.resolve(posixpath.dirname(path))
+                if resolved is not None:
+                    path = posixpath.join(resolved[0], posixpath.basename(path))
+                    node = fs.get(path)
+            if node is None:
+                missing += 1
+                for old in wasted_by_path.get(path, ()):
+                    per_layer[old.layer] += old.size
+                continue
+            if node.type is not EntryType.FILE or node.inode is None:
+                continue
+            if path in owner:
+                shared += 1
+                continue
+            owner[path] = key
+            for old in wasted_by_path.get(path, ()):
+                per_layer[old.layer] += old.size
+            inode_id = id(node.inode)
+            if inode_id in owned_inodes:
+                continue  # a hard link to a file already counted
+            owned_inodes.add(inode_id)
+            files += 1
+            final += node.inode.size
+            per_layer[node.inode.layer] += node.inode.size
+        layers_touched = sorted(per_layer)
+        introduced = layers_touched[0] if layers_touched else None
+        usage = PackageUsage(
+            package=package,
+            final_bytes=final,
+            shipped_bytes=sum(per_layer.values()),
+            files=files,
+            missing_files=missing,
+            shared_files=shared,
+            introduced_layer=introduced,
+            changed_layers=tuple(layers_touched[1:]),
+            layer_bytes=tuple(sorted(per_layer.items())),
+        )
+        result.packages.append(usage)
+        if introduced is not None:
+            added[introduced].append((key, per_layer[introduced]))
+            for layer in layers_touched[1:]:
+                changed[layer].append((key, per_layer[layer]))
+
+    groups: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    seen_inodes: set[int] = set()
+    for path, node in fs.index().items():
+        if node.type is not EntryType.FILE or node.inode is None:
+            continue
+        inode_id = id(node.inode)
+        if inode_id in seen_inodes:
+            continue
+        seen_inodes.add(inode_id)
+        if inode_id in owned_inodes:
+            result.owned_bytes += node.inode.size
+            continue
+        result.unowned_bytes += node.inode.size
+        result.unowned_files += 1
+        group = groups[_group_dir(path)]
+        group[0] += node.inode.size
+        group[1] += 1
+    result.unowned = sorted(
+        (UnownedGroup(d, b, n) for d, (b, n) in groups.items()),
+        key=lambda g: (-g.bytes, g.directory),
+    )
+    result.packages.sort(key=lambda u: (-u.final_bytes, u.key))
+    result.layers = [
+        LayerPackages(i, tuple(sorted(added.get(i, []))), tuple(sorted(changed.get(i, []))))
+        for i in range(layer_count)
+    ]
+    result.owner_of = owner
+    return result

@@ -1,0 +1,102 @@
+"""The final filesystem as catalogers see it: a FileView over the overlay tree."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from imgscope.catalog.base import FileInfo
+from imgscope.model import EntryType
+from imgscope.overlay import Node, Overlay
+
+MAX_READ = 256 * 1024 * 1024
+
+
+class RegionFile(io.RawIOBase):
+    """A read-only, seekable window of a file descriptor (bytes kept by reference)."""
+
+    def __init__(self, fd: int, offset: int, size: int) -> None:
+        self._fd, self._start, self._size, self._pos = fd, offset, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        n = min(len(buffer), self._size - self._pos)
+        if n <= 0:
+            return 0
+        data = os.pread(self._fd, n, self._start + self._pos)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+class OverlayFileView:
+    def __init__(self, fs: Overlay) -> None:
+        self._fs = fs
+        self._nodes = fs.index()
+        self._info: dict[str, FileInfo | None] = {}
+
+    def _node(self, path: str) -> Node | None:
+        resolved = self._fs.resolve(path)
+        return resolved[1] if resolved is not None else None
+
+    def info(self, path: str) -> FileInfo | None:
+        # Cached: every cataloger asks about the same paths.
+        try:
+            return self._info[path]
+        except KeyError:
+            pass
+        node = self._nodes.get(path) if path != "/" else self._fs.root
+        item = (
+            None
+            if node is None
+            else FileInfo(
+                path=path,
+                type=node.type.value,
+                size=node.size,
+                mode=node.mode,
+                layer=node.layer,
+                link_target=node.link_target,
+            )
+        )
+        self._info[path] = item
+        return item
+
+    def paths(self) -> Iterator[str]:
+        return iter(self._nodes)
+
+    def read(self, path: str) -> bytes | None:
+        node = self._node(path)
+        if node is None or node.type is not EntryType.FILE or node.inode is None:
+            return None
+        if node.inode.content is not None:
+            return node.inode.content
+        ref = node.inode.data_ref
+        if ref is None or node.inode.size > MAX_READ:
+            return None
+        return os.pread(ref[0], node.inode.size, ref[1])
+
+    def open(self, path: str) -> BinaryIO | None:
+        node = self._node(path)
+        if node is None or node.type is not EntryType.FILE or node.inode is None:
+            return None
+        if node.inode.content is not None:
+            return io.BytesIO(node.inode.content)
+        ref = node.inode.data_ref
+        if ref is None:
+            return None
+        return io.BufferedReader(RegionFile(ref[0], ref[1], node.inode.size))  # type: ignore[return-value]
