@@ -235,8 +235,8 @@ class LayerReader:
                         entry = entry._replace(content=walker.read_data(member.stored_size))
                     elif member.typeflag != b"S":
                         entry = self._keep_by_reference(entry, member, walker, capture, False)
-                elif capture.executables and entry.mode & 0o111 and member.stored_size > 64 \
-                        and member.typeflag != b"S":
+                elif capture.executables and member.stored_size > 64 \
+                        and member.typeflag != b"S" and _maybe_elf(entry):
                     entry = self._keep_by_reference(entry, member, walker, capture, True)
             yield entry
         self.result.end = walker.end
@@ -319,6 +319,14 @@ class LayerReader:
                 yield chunk
 
         return entry._replace(data_ref=(spool.fd, spool.append(chunks())))
+
+
+def _maybe_elf(entry: LayerEntry) -> bool:
+    """Executables, shared libraries and objects: the files ELF analysis may open."""
+    if entry.mode & 0o111:
+        return True
+    base = entry.path.rpartition("/")[2]
+    return ".so" in base or base.endswith((".o", ".a", ".debug"))
 
 
 def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
