@@ -44,7 +44,7 @@ def collect_facts(fs: Overlay) -> FsFacts:
     seen_inodes: set[int] = set()
     dir_bytes: dict[str, int] = {}
     files: list[tuple[int, str, int]] = []
-    for path, node in fs.iter_nodes():
+    for path, node in fs.index().items():  # the index is built once and reused downstream
         facts.final_entries += 1
         etype = node.type
         if etype is EntryType.FILE and node.inode is not None:

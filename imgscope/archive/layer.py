@@ -203,7 +203,7 @@ class LayerReader:
         walker = TarWalker(source)
         try:
             yield from self._walk(walker)
-            trailing = source.drain()
+            trailing = source.drain() + len(walker.overread)
         finally:
             decoder.close()
         res = self.result

@@ -283,9 +283,7 @@ class HashingDecoder:
                     )
                 self.decoded_digest.update(out)
                 yield out
-        except (zlib.error, zstandard.ZstdError) as exc:
-            raise CorruptInput(f"{self.compression} data is corrupt ({exc})") from None
-        except OSError as exc:  # isal raises its own error type, an OSError subclass
+        except (zlib.error, _inflate_lib.error, zstandard.ZstdError) as exc:
             raise CorruptInput(f"{self.compression} data is corrupt ({exc})") from None
 
     def _produce(self) -> None:

@@ -112,6 +112,7 @@ class TarWalker:
         self._pad = 0  # padding after the current member's data
         self.end = "none"  # after iteration: "zeros" (proper end), "eof" (no end blocks)
         self._global_pax: dict[str, str] = {}
+        self.overread = b""  # a block read past the end marker, not part of the archive
 
     def _read_exact(self, n: int, what: str) -> bytes:
         data = self._src.read(n)
@@ -166,7 +167,15 @@ class TarWalker:
                     return
                 raise CorruptInput(f"truncated tar: partial header at offset {self.position}")
             if block == _ZERO_BLOCK:
-                self.end = "zeros"
+                # The end is two zero blocks; consume the second so that what follows
+                # (eStargz's TOC, a second concatenated tar) is counted as trailing data.
+                second = read(BLOCK)
+                if second == _ZERO_BLOCK:
+                    self.position += BLOCK
+                    self.end = "zeros"
+                else:
+                    self.end = "zero-block"  # one zero block, then data: Go stops here too
+                    self.overread = second
                 return
             (name, mode, uid, gid, size, mtime, chksum, typeflag, linkname, magic, _version,
              _uname, _gname, devmajor, devminor, prefix) = unpack(block)

@@ -1,8 +1,9 @@
 """Just enough ELF to find a named section or map a virtual address, for build-info readers.
 
 pyelftools takes about 3 ms to open a binary and look up one section; an image has a thousand
-executables and two catalogers look at each, so the headers are read here with ``struct`` in
-three small reads (about 50 us). Anything malformed yields None, never an exception.
+executables and two catalogers look at each, so the headers are read here with ``struct`` in a
+few small reads, and section names are only looked up for the sections asked for. Anything
+malformed yields None, never an exception.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from typing import BinaryIO
 ELF_MAGIC = b"\x7fELF"
 PT_LOAD = 1
 PF_W = 2
+SHT_NOBITS = 8
 _MAX_SECTIONS = 0x10000
+
+# (sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size): the first six fields of a
+# section header, in the same order for ELF32 and ELF64.
+_Row = tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +43,7 @@ class Segment:
 
 
 class ElfImage:
-    """Sections and program headers of one ELF file read from a seekable stream."""
+    """Section headers and program headers of one ELF file read from a seekable stream."""
 
     def __init__(
         self,
@@ -45,15 +51,21 @@ class ElfImage:
         size: int,
         little: bool,
         is64: bool,
-        sections: dict[str, Section],
+        rows: list[_Row],
+        names: bytes,
         segments: list[Segment],
     ) -> None:
         self.stream = stream
         self.size = size
         self.little = little
         self.is64 = is64
-        self.sections = sections
         self.segments = segments
+        self._rows = rows
+        self._names = names
+
+    @property
+    def has_sections(self) -> bool:
+        return bool(self._rows)
 
     @classmethod
     def parse(cls, stream: BinaryIO) -> ElfImage | None:
@@ -70,9 +82,9 @@ class ElfImage:
         ident = stream.read(64)
         if len(ident) < 52 or not ident.startswith(ELF_MAGIC) or ident[4] not in (1, 2):
             return None
-        is64 = ident[4] == 2
         if ident[5] not in (1, 2):
             return None
+        is64 = ident[4] == 2
         little = ident[5] == 1
         e = "<" if little else ">"
         if is64:
@@ -83,59 +95,53 @@ class ElfImage:
             phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(e + "5H", ident, 42)
 
         segments: list[Segment] = []
-        min_ph = 56 if is64 else 32
-        if phoff and phnum and phentsize >= min_ph and phoff + phnum * phentsize <= size:
+        ph_fmt = e + ("IIQQQQQQ" if is64 else "8I")
+        ph_ok = phentsize == struct.calcsize(ph_fmt) and phoff + phnum * phentsize <= size
+        if phoff and phnum and ph_ok:
             stream.seek(phoff)
-            table = stream.read(phnum * phentsize)
-            for i in range(phnum):
-                base = i * phentsize
+            for row in struct.iter_unpack(ph_fmt, stream.read(phnum * phentsize)):
                 if is64:
-                    ptype, pflags, poff, vaddr, _paddr, filesz = struct.unpack_from(
-                        e + "IIQQQQ", table, base
-                    )
+                    ptype, pflags, poff, vaddr, _paddr, filesz = row[:6]
                 else:
-                    ptype, poff, vaddr, _paddr, filesz, _memsz, pflags = struct.unpack_from(
-                        e + "7I", table, base
-                    )
+                    ptype, poff, vaddr, _paddr, filesz, _memsz, pflags = row[:7]
                 segments.append(Segment(ptype, pflags, poff, vaddr, filesz))
 
-        sections: dict[str, Section] = {}
-        entsize = 64 if is64 else 40
-        if shoff and shentsize >= entsize and shoff + shentsize <= size:
+        rows: list[_Row] = []
+        names = b""
+        sh_fmt = e + ("IIQQQQIIQQ" if is64 else "10I")
+        if shoff and shentsize == struct.calcsize(sh_fmt) and shoff + shentsize <= size:
             stream.seek(shoff)
-            first = stream.read(shentsize)
+            first = struct.unpack(sh_fmt, stream.read(shentsize))
             if shnum == 0:  # more than 0xff00 sections: the count lives in section 0
-                shnum = struct.unpack_from(e + ("Q" if is64 else "I"), first, 32 if is64 else 20)[0]
+                shnum = first[5]
             if shstrndx == 0xFFFF:
-                shstrndx = struct.unpack_from(e + "I", first, 40 if is64 else 24)[0]
+                shstrndx = first[6]
             if 0 < shnum < _MAX_SECTIONS and shoff + shnum * shentsize <= size:
                 stream.seek(shoff)
-                table = stream.read(shnum * shentsize)
-                raw: list[tuple[int, int, int, int, int, int]] = []
-                for i in range(shnum):
-                    base = i * shentsize
-                    if is64:
-                        name, stype, flags, addr, off, ssize = struct.unpack_from(
-                            e + "IIQQQQ", table, base
-                        )
-                    else:
-                        name, stype, flags, addr, off, ssize = struct.unpack_from(
-                            e + "6I", table, base
-                        )
-                    raw.append((name, stype, flags, addr, off, ssize))
+                rows = list(struct.iter_unpack(sh_fmt, stream.read(shnum * shentsize)))
                 if shstrndx < shnum:
-                    _, _, _, _, str_off, str_size = raw[shstrndx]
+                    str_off, str_size = rows[shstrndx][4], rows[shstrndx][5]
                     if str_off + str_size <= size and str_size < (1 << 24):
                         stream.seek(str_off)
                         names = stream.read(str_size)
-                        for name_off, stype, flags, addr, off, ssize in raw:
-                            end = names.find(b"\0", name_off)
-                            if name_off >= len(names) or end == -1:
-                                continue
-                            label = names[name_off:end].decode("latin-1")
-                            if label and label not in sections:
-                                sections[label] = Section(label, stype, flags, addr, off, ssize)
-        return cls(stream, size, little, is64, sections, segments)
+        return cls(stream, size, little, is64, rows, names, segments)
+
+    def section(self, name: str) -> Section | None:
+        """The first section called ``name`` (names may share a suffix in the string table)."""
+        if not self._names:
+            return None
+        wanted = name.encode("latin-1") + b"\0"
+        offsets: set[int] = set()
+        pos = self._names.find(wanted)
+        while pos != -1:
+            offsets.add(pos)
+            pos = self._names.find(wanted, pos + 1)
+        if not offsets:
+            return None
+        for row in self._rows:
+            if row[0] in offsets:
+                return Section(name, row[1], row[2], row[3], row[4], row[5])
+        return None
 
     def read(self, offset: int, length: int) -> bytes | None:
         if offset < 0 or length < 0 or offset + length > self.size:
@@ -145,19 +151,20 @@ class ElfImage:
         return data if len(data) == length else None
 
     def section_data(self, name: str, limit: int = 1 << 26) -> bytes | None:
-        sec = self.sections.get(name)
-        if sec is None or sec.type == 8 or sec.size > limit:  # 8: SHT_NOBITS, no file bytes
+        sec = self.section(name)
+        if sec is None or sec.type == SHT_NOBITS or sec.size > limit:
             return None
         return self.read(sec.offset, sec.size)
 
     def offset_of(self, addr: int) -> int | None:
-        """File offset of a virtual address inside a loaded segment (or section)."""
+        """File offset of a virtual address inside a loaded segment (or, failing that, section)."""
         for seg in self.segments:
             if seg.type == PT_LOAD and seg.vaddr <= addr < seg.vaddr + seg.filesz:
                 return addr - seg.vaddr + seg.offset
-        for sec in self.sections.values():
-            if sec.addr and sec.type != 8 and sec.addr <= addr < sec.addr + sec.size:
-                return addr - sec.addr + sec.offset
+        for row in self._rows:
+            s_addr, s_off, s_size = row[3], row[4], row[5]
+            if s_addr and row[1] != SHT_NOBITS and s_addr <= addr < s_addr + s_size:
+                return addr - s_addr + s_off
         return None
 
     def read_addr(self, addr: int, length: int) -> bytes | None:

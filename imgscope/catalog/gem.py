@@ -22,7 +22,8 @@ from imgscope.model import Package
 _STR = r"""(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'|%q\{([^}]*)\}|%q<([^>]*)>|%q\(([^)]*)\))"""
 _STR_RE = re.compile(_STR)
 _BLOCK_VAR = re.compile(r"Gem::Specification\.new\s*(?:do|\{)\s*\|\s*(\w+)\s*\|")
-_DEP_RE = r"\.add_(?:runtime_)?dependency\s*\(?\s*" + _STR
+_RUNTIME_DEP = r"\.add_runtime_dependency\s*\(?\s*" + _STR
+_PLAIN_DEP = r"\.add_dependency\s*\(?\s*" + _STR
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,11 @@ def parse_gemspec(data: bytes) -> tuple[GemSpec | None, list[str]]:
     m = re.search(rf"^\s*{var}\.files\s*=\s*\[(.*?)\]", text, re.M | re.S)
     if m:
         files = [_first(s) for s in _STR_RE.finditer(m.group(1))]
-    deps = dict.fromkeys(_first(d) for d in re.finditer(rf"{var}{_DEP_RE}", text))
+    # Older specs say "if respond_to? :add_runtime_dependency ... else add_dependency(every
+    # dependency, development ones too)": add_dependency counts only when nothing else does.
+    deps = dict.fromkeys(_first(d) for d in re.finditer(rf"{var}{_RUNTIME_DEP}", text))
+    if not deps:
+        deps = dict.fromkeys(_first(d) for d in re.finditer(rf"{var}{_PLAIN_DEP}", text))
     return GemSpec(name, version, tuple(f for f in files if f), tuple(d for d in deps if d)), []
 
 

@@ -148,11 +148,13 @@ def read_buildinfo(elf: ElfImage) -> GoBuildInfo | None:
 
 
 def _find_header(elf: ElfImage) -> tuple[int, bytes] | None:
-    sec = elf.sections.get(".go.buildinfo")
+    sec = elf.section(".go.buildinfo")
     if sec is not None:
         head = elf.read(sec.offset, 32)
         if head is not None and head.startswith(MAGIC):
             return sec.offset, head
+    if elf.has_sections:
+        return None  # the Go linker always names the section; without it this is not Go
     # No section table (stripped): Go looks in the first writable segment, 16-byte aligned.
     for seg in elf.segments:
         if seg.type == PT_LOAD and seg.flags & PF_W:

@@ -100,26 +100,33 @@ def manifest_id(manifest: dict[str, str], filename: str) -> MavenId | None:
     """An identity from MANIFEST.MF attributes and the archive's file name."""
     file_artifact, file_version = split_filename(filename)
     symbolic = manifest.get("Bundle-SymbolicName", "").split(";")[0].strip()
-    if file_version:
+    plugin = manifest.get("Short-Name", "")  # Jenkins plugins (.hpi/.jpi)
+    if plugin:
+        artifact = plugin
+    elif file_version:
         artifact = file_artifact
     else:
         artifact = symbolic or manifest.get("Implementation-Title", "") or file_artifact
     version = (
         manifest.get("Implementation-Version")
+        or (manifest.get("Plugin-Version") if plugin else None)
         or manifest.get("Bundle-Version")
         or manifest.get("Specification-Version")
         or file_version
     )
     if not artifact or not version:
         return None
-    group = manifest.get("Implementation-Vendor-Id", "")
+    group = manifest.get("Implementation-Vendor-Id", "") or manifest.get("Group-Id", "")
     if not group and symbolic.endswith("." + artifact):
         group = symbolic[: -len(artifact) - 1]
+    if group and artifact.startswith(group + "."):  # "com.acme.util-1.0.jar"
+        artifact = artifact[len(group) + 1 :]
     return MavenId(group, artifact, version)
 
 
 def _is_archive(name: str) -> bool:
-    return name.lower().endswith(ARCHIVE_EXTS)
+    # every extension is four characters: slice first, lowercase only those
+    return name[-4:].lower() in ARCHIVE_EXTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,14 +169,15 @@ def scan_archive(
 
         file_artifact, _ = split_filename(location.rpartition("!/")[2])
         own = _own_pom(poms, file_artifact)
-        for pid in poms:
-            findings.append(ArchiveFinding(pid, location, pid is own))
         if own is None:
             mid = manifest_id(manifest, location.rpartition("!/")[2])
             if mid is not None and all(
                 (mid.name, mid.version) != (p.name, p.version) for p in poms
             ):
                 findings.append(ArchiveFinding(mid, location, True))
+            elif poms:
+                own = poms[0]  # nothing better names the file: its first artifact owns it
+        findings[:0] = [ArchiveFinding(pid, location, pid is own) for pid in poms]
 
         for info in nested:
             inner = f"{location}!/{info.filename}"
@@ -192,10 +200,18 @@ def scan_archive(
 
 
 def _own_pom(poms: list[MavenId], file_artifact: str) -> MavenId | None:
+    """The pom.properties describing the archive itself, judged by the file name."""
+    loose: MavenId | None = None
     for pid in poms:
-        a = pid.artifact
-        if file_artifact == a or file_artifact.endswith("." + a) or file_artifact.startswith(a):
+        a, g = pid.artifact, pid.group
+        if file_artifact in (a, f"{g}.{a}", f"{g}-{a}"):
             return pid
+        if loose is None and (
+            file_artifact.endswith(("." + a, "-" + a)) or file_artifact.startswith(a)
+        ):
+            loose = pid
+    if loose is not None:
+        return loose
     return poms[0] if len(poms) == 1 else None
 
 

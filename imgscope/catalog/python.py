@@ -139,8 +139,9 @@ class PythonCataloger:
                 head, _, leaf = path.partition("/__pycache__/")
                 pycache[f"{head}/{leaf.split('.', 1)[0]}"].append(path)
                 continue
-            if ".dist-info/" in path or ".egg-info" in path or "/EGG-INFO/" in path:
-                all_paths.append(path)
+            if "-info" not in path and "-INFO" not in path:
+                continue  # one cheap test for the 99% of paths that are not metadata
+            all_paths.append(path)
             kind = _meta_kind(path)
             if kind is None:
                 continue

@@ -22,7 +22,12 @@ def _short(digest: str | None) -> str:
 def _instruction(text: str | None, width: int = 60) -> str:
     if not text:
         return "-"
-    text = " ".join(text.replace("/bin/sh -c #(nop) ", "").replace("/bin/sh -c ", "RUN ").split())
+    text = text.replace("/bin/sh -c #(nop) ", "")
+    if not text.startswith("RUN "):
+        text = text.replace("/bin/sh -c ", "RUN ", 1)
+    else:
+        text = text.replace("RUN /bin/sh -c ", "RUN ", 1)
+    text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
