@@ -79,7 +79,8 @@ def test_cyclonedx_is_valid_and_carries_byte_totals(capsys: pytest.CaptureFixtur
     validator = validation.JsonStrictValidator(schema.SchemaVersion.V1_5)
     error = validator.validate_str(out)
     assert error is None, error
-    doc = json.loads(out)
+    sbom = out
+    doc = json.loads(sbom)
     components = {c["name"]: c for c in doc["components"]}
     assert components["libc6"]["purl"].startswith("pkg:deb/debian/libc6@2.36-9%2Bdeb12u4")
     props = {p["name"]: p["value"] for p in components["libc6-dev"]["properties"]}
@@ -93,7 +94,7 @@ def test_cyclonedx_is_valid_and_carries_byte_totals(capsys: pytest.CaptureFixtur
     assert libc6_ref in deps[components["libc6-dev"]["bom-ref"]]
     # deterministic: a second run is byte-identical
     rc, again, _ = run(capsys, "packages", str(EXAMPLE), "--format", "cyclonedx")
-    assert rc == 0 and again == out
+    assert rc == 0 and again == sbom
 
 
 def test_inspect_json_is_deterministic_and_stdin_matches_file(
