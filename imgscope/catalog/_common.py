@@ -96,7 +96,10 @@ class PathResolver:
             return cached
         parent, _, leaf = path.rpartition("/")
         real_parent = self._resolve_dir(parent or "/", depth)
-        real = join_path(real_parent, leaf)
+        if leaf in ("", ".", ".."):
+            real = join_path(real_parent, leaf)
+        else:  # the common case needs no normalisation
+            real = ("" if real_parent == "/" else real_parent) + "/" + leaf
         info = self._files.info(real)
         if info is not None and info.type == "symlink" and info.link_target and depth < _MAX_LINKS:
             # join_path keeps an absolute target as is and a relative one under the parent
@@ -138,9 +141,3 @@ class PathResolver:
                 continue  # a listed directory, or the symlink a usr-merge put in its place
             out[path] = None
         return tuple(out)
-
-
-def under(paths: Iterable[str], prefix: str) -> list[str]:
-    """Paths strictly below the directory ``prefix``."""
-    head = prefix.rstrip("/") + "/"
-    return [p for p in paths if p.startswith(head)]

@@ -113,7 +113,7 @@ _VERSION_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ
 def valid_version(version: str) -> bool:
     """dpkg's own check: [epoch:]upstream[-revision] in its allowed characters."""
     epoch, sep, rest = version.partition(":")
-    if sep and not epoch.isdigit():
+    if sep and not (epoch.isascii() and epoch.isdigit()):
         return False
     upstream = rest if sep else version
     return bool(upstream) and set(upstream) <= _VERSION_CHARS
@@ -122,6 +122,8 @@ def valid_version(version: str) -> bool:
 def parse_installed_size(value: str) -> int | None:
     """Installed-Size is KiB; a unit suffix ("4KB", seen in the wild) is honoured."""
     value = value.strip()
+    if not value.isascii():
+        return None
     if value.isdigit():
         return int(value) * 1024
     digits = value.rstrip("kKMGiBb ")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from imgscope.catalog._common import make_purl
-from imgscope.catalog._elf import PF_W, PT_LOAD, ElfImage
+from imgscope.catalog._elf import PF_W, PT_LOAD, ElfImage, may_be_program
 from imgscope.catalog.base import CatalogResult, FileView
 from imgscope.model import Package
 
@@ -240,6 +240,8 @@ def _purl(module: str, version: str) -> str:
 
 
 def is_candidate(files: FileView, path: str) -> bool:
+    if not may_be_program(path):
+        return False
     info = files.info(path)
     return (
         info is not None

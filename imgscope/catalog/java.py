@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import posixpath
 import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -26,6 +27,18 @@ ARCHIVE_EXTS = (".jar", ".war", ".ear", ".hpi", ".jpi", ".par", ".sar", ".kar")
 MAX_DEPTH = 3  # archive in archive in archive
 MAX_NESTED_BYTES = 64 << 20  # one nested archive read into memory
 MAX_TEXT_BYTES = 1 << 20  # a manifest or pom.properties larger than this is not one
+# What zipfile raises on hostile archives: bad structure, bad deflate data, unsupported or
+# encrypted members (RuntimeError), truncated streams.
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    OSError,
+    ValueError,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    zlib.error,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +155,7 @@ def scan_archive(
     """Identities found in one archive and in archives nested in it; never raises."""
     try:
         zf = zipfile.ZipFile(stream)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except _ZIP_ERRORS as exc:
         return [], [f"{location}: not a readable zip archive ({exc})"]
     findings: list[ArchiveFinding] = []
     warnings: list[str] = []
@@ -164,16 +177,21 @@ def scan_archive(
                     manifest = parse_manifest(zf.read(info))
                 elif _is_archive(name):
                     nested.append(info)
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+            except _ZIP_ERRORS as exc:
                 warnings.append(f"{location}!/{name}: unreadable entry ({exc})")
 
         file_artifact, _ = split_filename(location.rpartition("!/")[2])
         own = _own_pom(poms, file_artifact)
         if own is None:
             mid = manifest_id(manifest, location.rpartition("!/")[2])
-            if mid is not None and all(
-                (mid.name, mid.version) != (p.name, p.version) for p in poms
-            ):
+            same = [
+                p
+                for p in poms
+                if mid is not None and (p.name, p.version) == (mid.name, mid.version)
+            ]
+            if same:
+                own = same[0]  # the manifest names one of the poms
+            elif mid is not None:
                 findings.append(ArchiveFinding(mid, location, True))
             elif poms:
                 own = poms[0]  # nothing better names the file: its first artifact owns it
@@ -189,7 +207,7 @@ def scan_archive(
                 continue
             try:
                 data = zf.read(info)
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+            except _ZIP_ERRORS as exc:
                 warnings.append(f"{inner}: unreadable entry ({exc})")
                 continue
             sub, sub_warnings = scan_archive(io.BytesIO(data), inner, depth + 1)

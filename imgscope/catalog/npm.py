@@ -41,7 +41,7 @@ class LockEntry:
 def _load_json(data: bytes) -> Any:
     try:
         return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: hostile nesting depth
         return None
 
 

@@ -85,7 +85,9 @@ def parse_record(data: bytes) -> tuple[list[RecordEntry], int]:
                 bad += 1
                 continue
             size = row[2].strip()
-            entries.append(RecordEntry(row[0], int(size) if size.isdigit() else None))
+            entries.append(
+                RecordEntry(row[0], int(size) if size.isascii() and size.isdigit() else None)
+            )
     except csv.Error:
         bad += 1
     return entries, bad
@@ -119,10 +121,8 @@ class PythonCataloger:
         "*.egg-info/installed-files.txt",
         "*.egg-info/RECORD",
         "*.egg-info/SOURCES.txt",
-        "*.egg-info/top_level.txt",
         "*/EGG-INFO/PKG-INFO",
         "*/EGG-INFO/SOURCES.txt",
-        "*/EGG-INFO/top_level.txt",
         "*.egg-info",
     )
     wants_executables = False
@@ -157,7 +157,9 @@ class PythonCataloger:
         for path in all_paths:
             parent = path.rpartition("/")[0]
             if parent in meta_dirs:
-                inside[parent].append(path)
+                item = files.info(path)
+                if item is not None and item.type != "dir":
+                    inside[parent].append(path)
 
         for kind, meta_dir, meta_path in metas:
             data = files.read(meta_path)

@@ -13,7 +13,7 @@ import zlib
 from dataclasses import dataclass
 
 from imgscope.catalog._common import make_purl
-from imgscope.catalog._elf import ElfImage
+from imgscope.catalog._elf import ElfImage, may_be_program
 from imgscope.catalog.base import CatalogResult, FileView
 from imgscope.model import Package
 
@@ -40,7 +40,7 @@ def parse_dep_v0(data: bytes) -> tuple[list[Crate], list[str]]:
         if inflater.unconsumed_tail:
             return [], ["dependency list too large"]
         doc = json.loads(raw)
-    except (zlib.error, ValueError) as exc:
+    except (zlib.error, ValueError, RecursionError) as exc:
         return [], [f"unreadable dependency list: {exc}"]
     packages = doc.get("packages") if isinstance(doc, dict) else None
     if not isinstance(packages, list):
@@ -98,6 +98,8 @@ class RustBinaryCataloger:
     def catalog(self, files: FileView) -> CatalogResult:
         result = CatalogResult()
         for path in files.paths():
+            if not may_be_program(path):
+                continue
             info = files.info(path)
             if info is None or info.type != "file" or not info.mode & 0o111 or info.size < 1024:
                 continue
