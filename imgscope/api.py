@@ -7,15 +7,27 @@ Data flows one way: container -> manifest -> layer readers -> overlay -> summary
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from imgscope.archive.container import open_container
 from imgscope.archive.image import ResolvedImage, resolve_image
-from imgscope.archive.layer import Blob, Capture, LayerRead, LayerReader, Spool
+from imgscope.archive.layer import (
+    Blob,
+    Capture,
+    LayerRead,
+    LayerReader,
+    Spool,
+    whiteout_target,
+)
 from imgscope.archive.streams import reader_chunks
-from imgscope.attribution import Attribution, attribute
+from imgscope.attribution import (
+    HISTORY_CATALOGERS,
+    Attribution,
+    attribute,
+    record_layer_changes,
+)
 from imgscope.catalog.base import Cataloger, compile_patterns
 from imgscope.catalog.registry import all_catalogers
 from imgscope.catalog.view import OverlayFileView
@@ -25,6 +37,7 @@ from imgscope.model import (
     Extras,
     ImageConfig,
     ImageRef,
+    LayerEntry,
     LayerInfo,
     LayerStats,
     Package,
@@ -51,6 +64,9 @@ class Analysis:
     warnings: list[Warning_]
     attribution: Attribution | None = None
     extras: Extras = field(default_factory=Extras)
+    # Every version of each captured file (package databases...), as (layer, path, bytes or
+    # None when a whiteout removed it): what per-layer package changes are computed from.
+    captured_history: list[tuple[int, str, bytes | None]] = field(default_factory=list)
 
     @property
     def packages(self) -> list[Package]:
@@ -89,9 +105,13 @@ def analyze(
     content_patterns: Iterable[str] = (),
     stdin: BinaryIO | None = None,
     progress: Progress | None = None,
+    post_analysis: Callable[[Analysis, OverlayFileView], None] | None = None,
 ) -> Analysis:
     """Open an image (tar, directory, or "-" for stdin), replay its layers, measure it, and
-    (with `catalog`) attribute its bytes to packages."""
+    (with `catalog`) attribute its bytes to packages.
+
+    `post_analysis` runs once everything is attributed but before the archive is closed: the
+    only time file bytes kept by reference (executables, libraries) can still be read."""
     catalogers = all_catalogers() if catalog else []
     patterns = [*content_patterns, *(p for c in catalogers for p in c.content_patterns)]
     wants_executables = any(c.wants_executables for c in catalogers)
@@ -107,12 +127,17 @@ def analyze(
             analysis.warnings.extend(Warning_("catalog", w) for w in warnings)
             analysis.attribution = attribute(analysis.fs, packages, analysis.fs.wasted,
                                              len(analysis.layers))
+            db_catalogers = [c for c in catalogers if c.name in HISTORY_CATALOGERS]
+            record_layer_changes(analysis.attribution, db_catalogers,
+                                 analysis.captured_history, analysis.fs.wasted)
             analysis.warnings.extend(Warning_("catalog", w)
                                      for w in analysis.attribution.warnings)
             if capture.spool is not None and capture.spool.skipped:
                 analysis.warnings.append(Warning_(
                     "spool-limit", f"{capture.spool.skipped} executables were not inspected "
                                    "(spool limit reached)"))
+        if post_analysis is not None:
+            post_analysis(analysis, OverlayFileView(analysis.fs))
         return analysis
     finally:
         if container is not None:
@@ -159,6 +184,7 @@ def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, veri
     findings: list[PathFinding] = []
     layers: list[LayerInfo] = []
     readers: list[LayerReader | None] = []
+    db_history: list[tuple[int, str, bytes | None]] = []
     for index, ref in enumerate(resolved.layers):
         if container.preread(ref.name) is not None:
             readers.append(None)
@@ -172,13 +198,13 @@ def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, veri
         pre = container.preread(ref.name)
         if pre is not None:
             entries, read = pre
-            overlay.apply(index, entries)
+            overlay.apply(index, _recording(entries, index, capture, db_history))
             layer_findings = [PathFinding(index, f.kind, f.path, f.detail) for f in read.findings]
         else:
             reader = readers[index]
             assert reader is not None
             try:
-                overlay.apply(index, reader.entries())
+                overlay.apply(index, _recording(reader.entries(), index, capture, db_history))
             except (CorruptInput, LimitExceeded) as exc:
                 raise type(exc)(f"layer {index} ({ref.digest or ref.name}): {exc}") from None
             read = reader.result
@@ -215,7 +241,25 @@ def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, veri
     facts = collect_facts(overlay)
     summary = _summary(overlay, layers, facts, container.archive_bytes)
     return Analysis(ref, config, layers, overlay.stats, summary, overlay, facts, findings,
-                    warnings)
+                    warnings, captured_history=db_history)
+
+
+def _recording(entries: Iterable[LayerEntry], index: int, capture: Capture,
+               history: list[tuple[int, str, bytes | None]]) -> Iterator[LayerEntry]:
+    """Pass entries through, keeping every captured version (and whiteouts of captured
+    paths): the per-layer package changes re-read the databases as each layer left them."""
+    pattern = capture.pattern
+    if pattern is None:
+        yield from entries
+        return
+    for entry in entries:
+        if entry.content is not None:
+            history.append((index, entry.path, entry.content))
+        elif "/.wh." in entry.path:
+            marker = whiteout_target(entry.path)
+            if marker is not None and marker[0] == "remove" and pattern.match(marker[1]):
+                history.append((index, marker[1], None))
+        yield entry
 
 
 def _check_layer(index: int, name: str, claimed_blob: str | None, claimed_diff_id: str | None,

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from imgscope.catalog.base import Cataloger, MemoryFileView
 from imgscope.model import EntryType, Package, WastedFile
 from imgscope.overlay import Overlay
 
@@ -46,8 +47,10 @@ class UnownedGroup:
 @dataclass(frozen=True, slots=True)
 class LayerPackages:
     layer: int
-    added: tuple[tuple[str, int], ...]  # (package key, bytes)
-    changed: tuple[tuple[str, int], ...]
+    added: tuple[tuple[str, int], ...]  # (package key, bytes it shipped in this layer)
+    changed: tuple[tuple[str, int], ...]  # files of an existing package rewritten here
+    removed: tuple[tuple[str, int], ...] = ()  # (key, bytes this layer hid) per the databases
+    upgraded: tuple[tuple[str, str, int], ...] = ()  # (old key, new key, bytes shipped here)
 
 
 @dataclass
@@ -60,6 +63,65 @@ class Attribution:
     layers: list[LayerPackages] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     owner_of: dict[str, str] = field(default_factory=dict)  # path -> package key
+
+
+# Catalogers whose databases are small text kept for every layer, so each layer's package set
+# can be re-read: per-layer removals and upgrades come from them.
+HISTORY_CATALOGERS = frozenset({"dpkg", "apk", "rpm", "python", "npm", "gem"})
+
+
+def record_layer_changes(result: Attribution, catalogers: Sequence[Cataloger],
+                         history: Sequence[tuple[int, str, bytes | None]],
+                         wasted: Sequence[WastedFile]) -> None:
+    """Re-read the package databases as each layer left them; a package that disappears is
+    removed in that layer, one whose version changes is upgraded. Bytes of a removal are the
+    versions of its files that layer hid."""
+    if not catalogers or not history:
+        return
+    by_layer: dict[int, list[tuple[str, bytes | None]]] = defaultdict(list)
+    for layer, path, data in history:
+        by_layer[layer].append((path, data))
+    hidden: dict[int, dict[str, int]] = defaultdict(dict)
+    for item in wasted:
+        hidden[item.hidden_by_layer][item.path] = \
+            hidden[item.hidden_by_layer].get(item.path, 0) + item.size
+    shipped_here = {u.key: dict(u.layer_bytes) for u in result.packages}
+    files: dict[str, bytes] = {}
+    previous: dict[tuple[str, str, str | None], Package] = {}
+    updated = list(result.layers)
+    for layer in range(len(result.layers)):
+        if layer not in by_layer:
+            continue
+        for path, data in by_layer[layer]:
+            if data is None:
+                files.pop(path, None)
+            else:
+                files[path] = data
+        view = MemoryFileView(files)
+        current: dict[tuple[str, str, str | None], Package] = {}
+        for cataloger in catalogers:
+            try:
+                found = cataloger.catalog(view).packages
+            except Exception:  # reported once by the main catalog pass
+                continue
+            for pkg in found:
+                current.setdefault((pkg.ecosystem, pkg.name, pkg.arch), pkg)
+        removed = []
+        upgraded = []
+        for ident, old in previous.items():
+            new = current.get(ident)
+            if new is None:
+                lost = sum(hidden[layer].get(p, 0) for p in old.files)
+                removed.append((package_key(old), lost))
+            elif new.version != old.version:
+                new_key = package_key(new)
+                upgraded.append((package_key(old), new_key,
+                                 shipped_here.get(new_key, {}).get(layer, 0)))
+        entry = updated[layer]
+        updated[layer] = LayerPackages(entry.layer, entry.added, entry.changed,
+                                       tuple(sorted(removed)), tuple(sorted(upgraded)))
+        previous = current
+    result.layers = updated
 
 
 def package_key(package: Package) -> str:

@@ -123,3 +123,48 @@ def test_ls_layer_lists_whiteouts_in_tar_order(capsys: pytest.CaptureFixture[str
     assert [e["path"] for e in whiteouts] == ["/tmp/build.log"]
     rc, _, err = run(capsys, "ls", str(EXAMPLE), "--layer", "9")
     assert rc == 2 and err.startswith("imgscope: error: layer 9 does not exist")
+
+
+def _status(*stanzas: tuple[str, str]) -> bytes:
+    return "".join(
+        f"Package: {name}\nStatus: install ok installed\nVersion: {version}\n"
+        f"Architecture: amd64\n\n" for name, version in stanzas
+    ).encode()
+
+
+def test_per_layer_changes_name_removed_and_upgraded_packages(tmp_path: Path) -> None:
+    """A purge (database rewritten, files whited out) and an upgrade, layer by layer."""
+    from conftest import fixture_build as fb
+
+    from imgscope.api import analyze
+
+    tool = fb.det_bytes("tool", 5000)
+    lib_v1, lib_v2 = fb.det_bytes("lib1", 3000), fb.det_bytes("lib2", 3500)
+    info = "/var/lib/dpkg/info"
+    spec = fb.ImageSpec(layers=[
+        fb.LayerSpec([
+            fb.file("var/lib/dpkg/status", _status(("tool", "1.0"), ("libz", "1.0"))),
+            fb.file(f"{info}/tool.list".lstrip("/"), b"/usr/bin/tool\n"),
+            fb.file(f"{info}/libz.list".lstrip("/"), b"/usr/lib/libz.so\n"),
+            fb.file("usr/bin/tool", tool, mode=0o755),
+            fb.file("usr/lib/libz.so", lib_v1),
+        ]),
+        fb.LayerSpec([  # apt-get purge tool
+            fb.file("var/lib/dpkg/status", _status(("libz", "1.0"))),
+            fb.whiteout("var/lib/dpkg/info/tool.list"),
+            fb.whiteout("usr/bin/tool"),
+        ]),
+        fb.LayerSpec([  # apt-get upgrade libz
+            fb.file("var/lib/dpkg/status", _status(("libz", "1.1"))),
+            fb.file("usr/lib/libz.so", lib_v2),
+        ]),
+    ])
+    image = fb.write_image(tmp_path / "purge.tar", spec)
+    result = analyze(image)
+    layers = result.attribution.layers
+    assert layers[1].removed == (("deb/tool:amd64@1.0", len(tool)),)
+    assert layers[2].upgraded == (("deb/libz:amd64@1.0", "deb/libz:amd64@1.1", len(lib_v2)),)
+    assert [u.key for u in result.attribution.packages] == ["deb/libz:amd64@1.1"]
+    libz = result.attribution.packages[0]
+    assert (libz.final_bytes, libz.shipped_bytes) == (len(lib_v2), len(lib_v1) + len(lib_v2))
+    assert libz.introduced_layer == 0 and libz.changed_layers == (2,)

@@ -65,7 +65,9 @@ def packages_section(attribution: Attribution, full: bool, sort: str = "bytes") 
         "by_layer": [
             {"layer": lp.layer,
              "added": [{"package": k, "bytes": b} for k, b in lp.added],
-             "changed": [{"package": k, "bytes": b} for k, b in lp.changed]}
+             "changed": [{"package": k, "bytes": b} for k, b in lp.changed],
+             "removed": [{"package": k, "bytes": b} for k, b in lp.removed],
+             "upgraded": [{"from": old, "to": new, "bytes": b} for old, new, b in lp.upgraded]}
             for lp in attribution.layers
         ],
     }
