@@ -21,7 +21,7 @@ from imgscope.archive.layer import (
     Spool,
     whiteout_target,
 )
-from imgscope.archive.streams import reader_chunks
+from imgscope.archive.streams import RegionHasher, pending_digests, reader_chunks
 from imgscope.attribution import (
     HISTORY_CATALOGERS,
     Attribution,
@@ -106,14 +106,20 @@ def analyze(
     stdin: BinaryIO | None = None,
     progress: Progress | None = None,
     post_analysis: Callable[[Analysis, OverlayFileView], None] | None = None,
+    advise: bool = True,
 ) -> Analysis:
     """Open an image (tar, directory, or "-" for stdin), replay its layers, measure it, and
     (with `catalog`) attribute its bytes to packages.
 
     `post_analysis` runs once everything is attributed but before the archive is closed: the
-    only time file bytes kept by reference (executables, libraries) can still be read."""
+    only time file bytes kept by reference (executables, libraries) can still be read.
+    `advise` (with `catalog`) adds build-tool findings and size recommendations to
+    `analysis.extras` (imgscope/analyze/recommend.py)."""
     catalogers = all_catalogers() if catalog else []
     patterns = [*content_patterns, *(p for c in catalogers for p in c.content_patterns)]
+    advise = advise and bool(catalogers)  # advice works from the package attribution
+    if advise:
+        patterns += _advice_patterns()
     wants_executables = any(c.wants_executables for c in catalogers)
     capture = Capture(compile_patterns(patterns), executables=wants_executables,
                       spool=Spool() if wants_executables else None)
@@ -136,6 +142,11 @@ def analyze(
                 analysis.warnings.append(Warning_(
                     "spool-limit", f"{capture.spool.skipped} executables were not inspected "
                                    "(spool limit reached)"))
+        if advise:
+            # Build tools, runtime closure, recommendations: into analysis.extras.
+            from imgscope.analyze.recommend import apply_advice
+
+            apply_advice(analysis, OverlayFileView(analysis.fs))
         if post_analysis is not None:
             post_analysis(analysis, OverlayFileView(analysis.fs))
         return analysis
@@ -144,6 +155,14 @@ def analyze(
             container.close()
         if capture.spool is not None:
             capture.spool.close()
+
+
+def _advice_patterns() -> list[str]:
+    """Files the advice stage reads (apt's auto-installed marks, ld.so's cache, ...)."""
+    from imgscope.analyze.buildtools import CONTENT_PATTERNS as BUILDTOOLS
+    from imgscope.analyze.closure import CONTENT_PATTERNS as CLOSURE
+
+    return [*BUILDTOOLS, *CLOSURE]
 
 
 def run_catalogers(catalogers: Sequence[Cataloger], fs: Overlay) -> tuple[list[Package],
@@ -189,9 +208,28 @@ def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, veri
         if container.preread(ref.name) is not None:
             readers.append(None)
             continue
-        reader = LayerReader(container.blob(ref.name), index, capture, verify)
-        reader.prefetch()
-        readers.append(reader)
+        readers.append(LayerReader(container.blob(ref.name), index, capture, verify))
+    # Every plain layer is hashed up front by one child process while this one walks.
+    hashed = [(r, region) for r in readers if r is not None
+              for region in [r.hash_region()] if region is not None]
+    hasher = RegionHasher([region for _, region in hashed])
+    try:
+        for (reader, _), pending in zip(hashed, pending_digests(hasher, len(hashed)),
+                                        strict=True):
+            reader.set_pending_digest(pending)
+        return _replay(container, resolved, readers, overlay, findings, layers, db_history,
+                       capture, verify, progress, pairs, warnings)
+    finally:
+        hasher.close()
+
+
+def _replay(container, resolved: ResolvedImage, readers: list[LayerReader | None],
+            overlay: Overlay, findings: list[PathFinding], layers: list[LayerInfo],
+            db_history: list[tuple[int, str, bytes | None]], capture: Capture, verify: bool,
+            progress: Progress | None, pairs: HistoryPairs,
+            warnings: list[Warning_]) -> Analysis:
+    config = resolved.config
+    count = len(resolved.layers)
     for index, ref in enumerate(resolved.layers):
         if progress is not None:
             progress(index, count, ref.name)

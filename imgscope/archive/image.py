@@ -216,8 +216,9 @@ def _docker_archive(
         media_type = None
         if index < len(config.diff_ids) and config.diff_ids[index] in sources:
             source = get_dict(sources, config.diff_ids[index])
+            # LayerSources describes the layer as distributed (often a compressed or foreign
+            # blob), not the file in this archive: its digest is no claim about that file.
             media_type = get_str(source, "mediaType")
-            digest = get_str(source, "digest") or digest
         layers.append(LayerRef(name=name, media_type=media_type, digest=digest, size=None))
     if not layers:
         raise NotAnImage("manifest.json names no layers")

@@ -8,10 +8,11 @@ reported as a finding, since nothing is ever extracted.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from dataclasses import dataclass, field
 
 from imgscope.archive.streams import (
@@ -54,6 +55,11 @@ class Capture:
     inline_bytes: int = 4 * 1024 * 1024  # larger matches are kept by reference, not in memory
     executables: bool = False
     spool: Spool | None = None
+    # Opt-in per-file sha256 (`imgscope diff`, for files whose metadata cannot decide content
+    # equality): the regular files at these paths are hashed while streaming past, results in
+    # LayerRead.digests. With it set the reader takes a separate walk that keeps nothing else,
+    # so the ordinary walk is unchanged.
+    digest_paths: Set[str] | None = None
 
     def wants(self, path: str, size: int) -> bool:
         return (
@@ -113,6 +119,7 @@ class LayerRead:
     trailing_bytes: int = 0
     end: str = "zeros"
     findings: list[PathFinding] = field(default_factory=list)
+    digests: dict[str, str] = field(default_factory=dict)  # path -> "sha256:..." (digest_paths)
 
 
 def normalise(name: str) -> tuple[str, bool, bool]:
@@ -154,14 +161,18 @@ class LayerReader:
         self.result = LayerRead(compressed_size=blob.size)
         self._pending_digest = None
 
-    def prefetch(self) -> None:
-        """Start hashing a plain seekable layer now, on the hashing thread, so that all
-        layers' hashes run on the second core while the first core walks the tars."""
+    def hash_region(self) -> tuple[int, int, int] | None:
+        """(fd, offset, size) when this layer is plain and seekable and must be verified:
+        such layers are hashed ahead by a RegionHasher, on the second core."""
         blob = self.blob
         if self.verify and blob.fd is not None and self._pending_digest is None:
             head = FileRegion(blob.fd, blob.offset, blob.size).read(8)
             if sniff_compression(head) == "none":
-                self._pending_digest = hash_region_async(blob.fd, blob.offset, blob.size)
+                return blob.fd, blob.offset, blob.size
+        return None
+
+    def set_pending_digest(self, pending) -> None:
+        self._pending_digest = pending
 
     def entries(self) -> Iterator[LayerEntry]:
         blob = self.blob
@@ -182,8 +193,9 @@ class LayerReader:
 
     def _seekable_plain(self) -> Iterator[LayerEntry]:
         blob = self.blob
-        self.prefetch()
         pending = self._pending_digest
+        if pending is None and self.verify:
+            pending = hash_region_async(blob.fd, blob.offset, blob.size)
         region = FileRegion(blob.fd, blob.offset, blob.size)
         walker = TarWalker(region)
         try:
@@ -221,6 +233,9 @@ class LayerReader:
         index = self.index
         findings = self.result.findings
         capture = self.capture
+        if capture is not None and capture.digest_paths is not None:
+            yield from self._walk_digests(walker, capture.digest_paths)
+            return
         count = 0
         for member in walker:
             count += 1
@@ -245,6 +260,37 @@ class LayerReader:
                 PathFinding(index, "no-end-of-archive", "",
                             "layer tar has no end-of-archive blocks")
             )
+
+    def _walk_digests(self, walker: TarWalker, wanted: Set[str]) -> Iterator[LayerEntry]:
+        """The walk with per-file sha256 for the regular files at `wanted` paths (the last
+        entry of a path wins, as in the overlay). Sparse members are not hashed: their stored
+        bytes are not the file's content."""
+        findings = self.result.findings
+        digests = self.result.digests
+        count = 0
+        for member in walker:
+            count += 1
+            if count > MAX_ENTRIES_PER_LAYER:
+                raise LimitExceeded(f"layer {self.index} has over {MAX_ENTRIES_PER_LAYER} entries")
+            entry = self._entry(member, findings)
+            if entry is None:
+                continue
+            path = entry.path
+            if path in wanted:
+                digests.pop(path, None)
+                if entry.type is EntryType.FILE and member.typeflag != b"S" \
+                        and member.stored_size == member.size:
+                    digest = hashlib.sha256()  # releases the GIL for large updates
+                    left = member.stored_size
+                    while left:
+                        chunk = walker.read_data(min(left, 1 << 20))
+                        digest.update(chunk)
+                        left -= len(chunk)
+                    digests[path] = "sha256:" + digest.hexdigest()
+                elif entry.type is EntryType.HARDLINK and entry.link_target in digests:
+                    digests[path] = digests[entry.link_target]
+            yield entry
+        self.result.end = walker.end
 
     def _entry(self, member: RawMember, findings: list[PathFinding]) -> LayerEntry | None:
         typeflag = member.typeflag

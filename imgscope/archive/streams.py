@@ -73,6 +73,77 @@ def hash_region_async(fd: int, offset: int, size: int) -> Future[tuple[str, int]
     return hash_pool().submit(hash_region, fd, offset, size)
 
 
+class RegionHasher:
+    """sha256 of many file regions in one forked child process.
+
+    Not a thread: a thread that hashes while the main thread walks tar headers makes every
+    pread of the walker wait for the GIL (the convoy effect: measured here, 7.7k header
+    preads went from 0.07 s to 0.99 s). A child process has its own interpreter and hands
+    back one line per region over a pipe. Falls back to threads where fork is missing."""
+
+    def __init__(self, regions: list[tuple[int, int, int]]) -> None:
+        self._results: dict[int, tuple[str, int]] = {}
+        self._pending = b""
+        self._pid = 0
+        self._futures: list[Future[tuple[str, int]]] | None = None
+        if not regions:
+            return
+        if not hasattr(os, "fork"):
+            self._futures = [hash_region_async(*region) for region in regions]
+            return
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: hash, report, and leave without running any cleanup
+            status = 0
+            try:
+                os.close(read_end)
+                for index, (fd, offset, size) in enumerate(regions):
+                    digest, done = hash_region(fd, offset, size)
+                    os.write(write_end, f"{index} {digest} {done}\n".encode())
+            except BaseException:
+                status = 1
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        self._pid, self._read_end = pid, read_end
+
+    def result(self, index: int) -> tuple[str, int]:
+        if self._futures is not None:
+            return self._futures[index].result()
+        while index not in self._results:
+            chunk = os.read(self._read_end, 4096)
+            if not chunk:
+                raise CorruptInput("layer hashing stopped before it finished")
+            self._pending += chunk
+            *lines, self._pending = self._pending.split(b"\n")
+            for line in lines:
+                number, digest, done = line.decode().split()
+                self._results[int(number)] = (digest, int(done))
+        return self._results[index]
+
+    def close(self) -> None:
+        if self._pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._pid, 9)
+            os.waitpid(self._pid, 0)
+            os.close(self._read_end)
+            self._pid = 0
+
+
+class _PendingDigest:
+    """One region's result from a RegionHasher, with a Future-like result()."""
+
+    def __init__(self, hasher: RegionHasher, index: int) -> None:
+        self._hasher, self._index = hasher, index
+
+    def result(self) -> tuple[str, int]:
+        return self._hasher.result(self._index)
+
+
+def pending_digests(hasher: RegionHasher, count: int) -> list[_PendingDigest]:
+    return [_PendingDigest(hasher, i) for i in range(count)]
+
+
 class FileRegion:
     """A seekable window of a file, read with a small read-ahead buffer for tar headers."""
 

@@ -76,9 +76,12 @@ def _pax_int(attrs: dict[str, str], key: str, default: int) -> int:
     if value is None:
         return default
     try:
-        return int(float(value)) if key == "mtime" else int(value)
-    except ValueError:
+        number = int(float(value)) if key == "mtime" else int(value)
+    except (ValueError, OverflowError):  # OverflowError: an mtime of "inf" or "1e999"
         raise CorruptInput(f"bad PAX {key} value {value[:40]!r}") from None
+    if key == "size" and number < 0:  # a negative count would read backwards or everything
+        raise CorruptInput(f"negative PAX {key} value {value[:40]!r}")
+    return number
 
 
 def _parse_pax(data: bytes) -> dict[str, str]:
