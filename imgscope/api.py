@@ -117,6 +117,10 @@ def analyze(
     `analysis.extras` (imgscope/analyze/recommend.py)."""
     catalogers = all_catalogers() if catalog else []
     patterns = [*content_patterns, *(p for c in catalogers for p in c.content_patterns)]
+    if catalog:
+        from imgscope.analyze.closure import CONTENT_PATTERNS as CLOSURE_PATTERNS
+
+        patterns.extend(CLOSURE_PATTERNS)  # ld.so.conf, ld.so.cache, pyvenv.cfg
     advise = advise and bool(catalogers)  # advice works from the package attribution
     if advise:
         patterns += _advice_patterns()

@@ -17,7 +17,7 @@ class ElfInfo:
     needed: tuple[str, ...]  # DT_NEEDED, in order
     rpath: tuple[str, ...]  # DT_RPATH entries ($ORIGIN kept as written)
     runpath: tuple[str, ...]  # DT_RUNPATH entries
-    static: bool  # no PT_INTERP and no DT_NEEDED
+    static: bool  # a program with no PT_INTERP and no DT_NEEDED (static-pie too)
     stripped: bool  # no .symtab
     debug_bytes: int  # bytes of .debug_* / .zdebug_* sections
     strip_savings: int  # bytes `strip --strip-unneeded` would remove (debug + .symtab/.strtab)
@@ -25,6 +25,11 @@ class ElfInfo:
     compiler: str | None  # .comment or DWARF producer: "GCC: (Debian 12.2.0-14) 12.2.0"
     go_version: str | None  # Go toolchain version if a Go binary
     rust: bool  # built by rustc (.comment or cargo-auditable section)
+    bits: int = 64  # ELF class: 32 or 64
+    little_endian: bool = True
+    nodeflib: bool = False  # DF_1_NODEFLIB: ld.so skips the default directories for its deps
+    size: int = 0  # file size in bytes
+    comments: tuple[str, ...] = ()  # .comment strings (toolchain and linker idents), first 8
 
 
 @dataclass(frozen=True, slots=True)

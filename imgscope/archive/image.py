@@ -468,8 +468,14 @@ def _collect(container: Container, index: dict, out: list[_Candidate], skipped: 
         config = get_dict(manifest, "config")
         config_type = get_str(config, "mediaType") or ""
         artifact_type = get_str(manifest, "artifactType")
-        if config_type not in CONFIG_TYPES or artifact_type:
-            cand.artifact = artifact_type or config_type or "no config media type"
+        # An image config with non-layer blobs (build metadata, SBOMs) is an artifact too:
+        # listing it as a choice would offer something that cannot open.
+        odd_layer = next((t for t in (get_str(x, "mediaType") for x in get_list(manifest, "layers")
+                                      if isinstance(x, dict))
+                          if t and not t.startswith(LAYER_TYPE_PREFIXES)), None)
+        if config_type not in CONFIG_TYPES or artifact_type or odd_layer:
+            cand.artifact = artifact_type or (
+                odd_layer if config_type in CONFIG_TYPES else config_type or "no config media type")
             out.append(cand)
             continue
         missing = []

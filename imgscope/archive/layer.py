@@ -43,6 +43,7 @@ MAX_ENTRIES_PER_LAYER = 5_000_000
 
 
 ELF_MAGIC = b"\x7fELF"
+SCRIPT_BYTES = 64 * 1024  # executable scripts of compressed layers kept whole up to this
 
 
 @dataclass
@@ -250,7 +251,7 @@ class LayerReader:
                         entry = entry._replace(content=walker.read_data(member.stored_size))
                     elif member.typeflag != b"S":
                         entry = self._keep_by_reference(entry, member, walker, capture, False)
-                elif capture.executables and member.stored_size > 64 \
+                elif capture.executables and member.stored_size \
                         and member.typeflag != b"S" and _maybe_elf(entry):
                     entry = self._keep_by_reference(entry, member, walker, capture, True)
             yield entry
@@ -346,8 +347,12 @@ class LayerReader:
         spool = capture.spool
         if spool is None:
             return entry
-        head = walker.read_data(4)
+        head = walker.read_data(min(4, member.stored_size))
         if elf_only and head != ELF_MAGIC:
+            if head[:2] == b"#!" and member.stored_size <= SCRIPT_BYTES:
+                # A script: its interpreter line is what the runtime closure follows.
+                rest = walker.read_data(member.stored_size - len(head))
+                return entry._replace(content=head + rest)
             return entry
         if spool.size + member.stored_size > spool.limit:
             spool.skipped += 1
@@ -372,7 +377,7 @@ def _maybe_elf(entry: LayerEntry) -> bool:
     if entry.mode & 0o111:
         return True
     base = entry.path.rpartition("/")[2]
-    return ".so" in base or base.endswith((".o", ".a", ".debug"))
+    return ".so" in base or base.endswith((".o", ".a", ".debug", ".node"))
 
 
 def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

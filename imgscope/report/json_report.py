@@ -13,6 +13,7 @@ from typing import Any
 from imgscope.api import Analysis
 from imgscope.model import EntryType, LayerEntry
 from imgscope.overlay import Overlay
+from imgscope.report.advice import advice_section
 from imgscope.report.packages import packages_section
 from imgscope.report.paths import display, raw_b64
 
@@ -128,6 +129,7 @@ def inspect_document(analysis: Analysis) -> dict[str, Any]:
         ],
         "packages": (packages_section(analysis.attribution, full=False)
                      if analysis.attribution is not None else None),
+        "advice": advice_section(analysis),
         "warnings": [{"code": w.code, "message": w.message} for w in analysis.warnings],
     }
 
@@ -135,7 +137,10 @@ def inspect_document(analysis: Analysis) -> dict[str, Any]:
 def ls_entries(fs: Overlay) -> list[dict[str, Any]]:
     inode_ids: dict[int, int] = {}
     out = []
-    for path, node in fs.iter_nodes():
+    # The contract is a flat list sorted by path bytes (what `sort` would give), not tree
+    # order, where "/a/b" would come before "/a.txt".
+    nodes = sorted(fs.index().items(), key=lambda item: item[0].encode("utf-8", "surrogateescape"))
+    for path, node in nodes:
         key = id(node.inode) if node.inode is not None else id(node)
         inode = inode_ids.setdefault(key, len(inode_ids) + 1)
         item = {

@@ -1,0 +1,126 @@
+"""Wall time and peak RSS of `imgscope diff` against one `inspect` of the larger image.
+
+    python bench/bench_diff.py                  # buildtools -> buildtools-v2, three pairings
+    python bench/bench_diff.py --reps 7 --json bench/out/diff.json
+
+The pair shares its base: buildtools-v2 is buildtools plus one RUN (tests/realimages/), so every
+layer of buildtools (~800 MB docker-archive, the largest ~620 MB) is a shared layer. The goal:
+`diff OLD NEW` costs no more than `inspect NEW`. Measured, as whole processes (see run.py):
+
+- `inspect NEW` (the reference) and `inspect OLD`
+- `diff OLD NEW`: the shared layers walked once, the other copy only hashed
+- `diff OLD NEW` with reuse_shared=False: every layer of both images walked (what the reuse saves)
+- `diff OLD NEW --only files`: no catalogers
+
+for docker-archive on both sides, OCI zstd on both sides, and docker-archive -> OCI zstd.
+Repetitions run round-robin after one untimed warm-up each; the table shows medians and the
+ratio to `inspect NEW` of the same format. Compare ratios within one run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(REPO / "tests"))
+import realimages  # noqa: E402
+from run import measure, warm  # noqa: E402
+
+OLD, NEW = "buildtools", "buildtools-v2"
+PAIRINGS = {"docker": ("docker", "docker"), "zstd": ("zstd", "zstd"), "mixed": ("docker", "zstd")}
+# The library call behind `imgscope diff`, with the shared-prefix reuse switched off.
+NO_REUSE = (
+    "import sys; from imgscope.diff import diff; "
+    "from imgscope.report.diff_report import diff_text; "
+    "sys.stdout.write(diff_text(diff(sys.argv[1], sys.argv[2], reuse_shared=False)))"
+)
+
+
+@dataclass
+class Case:
+    pairing: str
+    label: str
+    argv: list[str]
+    walls: list[float] = field(default_factory=list)
+    rss_kib: list[int] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def cases(old: dict[str, Path], new: dict[str, Path], pairings: list[str]) -> list[Case]:
+    py = [sys.executable, "-m", "imgscope"]
+    out: list[Case] = []
+    for name in pairings:
+        fo, fn = PAIRINGS[name]
+        a, b = str(old[fo]), str(new[fn])
+        out += [
+            Case(name, f"inspect new ({fn})", [*py, "inspect", b]),
+            Case(name, f"inspect old ({fo})", [*py, "inspect", a]),
+            Case(name, "diff", [*py, "diff", a, b]),
+            Case(name, "diff, no reuse", [sys.executable, "-c", NO_REUSE, a, b]),
+            Case(name, "diff --only files", [*py, "diff", a, b, "--only", "files"]),
+        ]
+    return out
+
+
+def table(all_cases: list[Case]) -> str:
+    rows = [("pairing", "command", "median s", "min s", "x inspect new", "peak MiB")]
+    for name in dict.fromkeys(c.pairing for c in all_cases):
+        group = [c for c in all_cases if c.pairing == name]
+        ref = statistics.median(group[0].walls) if group[0].walls else float("nan")
+        for c in group:
+            if not c.walls:
+                rows.append((name, c.label, "failed", "", "", ""))
+                continue
+            med = statistics.median(c.walls)
+            rows.append((name, c.label, f"{med:.2f}", f"{min(c.walls):.2f}", f"{med / ref:.2f}",
+                         f"{statistics.median(c.rss_kib) / 1024:.0f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
+                               for i, (cell, w) in enumerate(zip(r, widths, strict=True)))
+                     for r in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--pairings", default=",".join(PAIRINGS),
+                    help=f"comma-separated, from {','.join(PAIRINGS)}")
+    ap.add_argument("--json", type=Path, help="write every sample here")
+    args = ap.parse_args(argv)
+    reason = realimages.have_tools()
+    if reason:
+        print(f"cannot build the images: {reason}")
+        return 2
+    old, new = realimages.ensure_image(OLD), realimages.ensure_image(NEW)
+    all_cases = cases(old, new, [p.strip() for p in args.pairings.split(",") if p.strip()])
+    for path in {*old.values(), *new.values()}:
+        warm(path)
+    failed = False
+    for rep in range(args.reps + 1):  # the first round is the untimed warm-up
+        for c in all_cases:
+            wall, rss, status, err = measure(c.argv)
+            if status not in (0, 1):
+                c.failures.append(err.decode(errors="replace"))
+                failed = True
+            elif rep:
+                c.walls.append(wall)
+                c.rss_kib.append(rss)
+    print(f"{OLD} -> {NEW}, {args.reps} runs each (medians)")
+    print(table(all_cases))
+    for c in all_cases:
+        for failure in c.failures[:1]:
+            print(f"FAILED {c.pairing} {c.label}: {failure.strip()}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps([c.__dict__ for c in all_cases], indent=2))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,3 @@
+const isNumber = require("is-number");
+
+console.log(isNumber(5), isNumber("x"));

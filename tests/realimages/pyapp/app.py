@@ -1,0 +1,4 @@
+import idna
+import six
+
+print(six.PY3, idna.encode("xn--caf-dma.example").decode())
