@@ -162,14 +162,14 @@ class LayerReader:
         self.result = LayerRead(compressed_size=blob.size)
         self._pending_digest = None
 
-    def hash_region(self) -> tuple[int, int, int] | None:
-        """(fd, offset, size) when this layer is plain and seekable and must be verified:
-        such layers are hashed ahead by a RegionHasher, on the second core."""
+    def hash_region(self) -> tuple[int, int, int, str] | None:
+        """(fd, offset, size, compression) when this layer is seekable and must be verified:
+        such layers are hashed (and inflated for that) by a RegionHasher on the second core,
+        while this process walks the tar without hashing."""
         blob = self.blob
         if self.verify and blob.fd is not None and self._pending_digest is None:
             head = FileRegion(blob.fd, blob.offset, blob.size).read(8)
-            if sniff_compression(head) == "none":
-                return blob.fd, blob.offset, blob.size
+            return blob.fd, blob.offset, blob.size, sniff_compression(head)
         return None
 
     def set_pending_digest(self, pending) -> None:
@@ -196,7 +196,8 @@ class LayerReader:
         blob = self.blob
         pending = self._pending_digest
         if pending is None and self.verify:
-            pending = hash_region_async(blob.fd, blob.offset, blob.size)
+            future = hash_region_async(blob.fd, blob.offset, blob.size)
+            pending = _Adapt(future)
         region = FileRegion(blob.fd, blob.offset, blob.size)
         walker = TarWalker(region)
         try:
@@ -207,11 +208,18 @@ class LayerReader:
         self.result.trailing_bytes = blob.size - walker.position
         if digest is not None:
             self.result.diff_id = self.result.blob_digest = digest[0]
-            if digest[1] != blob.size:
+            if digest[2] != blob.size:
                 raise CorruptInput(f"layer {blob.name} is truncated")
 
     def _streamed(self, raw: Iterator[bytes], compression: str) -> Iterator[LayerEntry]:
-        decoder = HashingDecoder(raw, compression, hash_raw=self.verify and compression != "none")
+        pending = self._pending_digest
+        if pending is not None:
+            # Hashed by a child process: inflate here inline, no thread, no hashing.
+            decoder = HashingDecoder(raw, compression, hash_raw=False, threaded=False,
+                                     hash_decoded=False)
+        else:
+            decoder = HashingDecoder(raw, compression,
+                                     hash_raw=self.verify and compression != "none")
         source = ChunkSource(decoder.chunks())
         walker = TarWalker(source)
         try:
@@ -223,7 +231,12 @@ class LayerReader:
         res.trailing_bytes = trailing
         res.uncompressed_size = decoder.decoded_size
         res.compressed_size = decoder.raw_size
-        if self.verify:
+        if pending is not None:
+            res.blob_digest, res.diff_id, size = pending.result()
+            if size != decoder.decoded_size:
+                raise CorruptInput(f"layer {self.blob.name}: verification read {size} bytes, "
+                                   f"the walk {decoder.decoded_size}")
+        elif self.verify:
             res.diff_id = "sha256:" + decoder.decoded_digest.hexdigest()
             raw_digest = decoder.raw_digest if decoder.raw_digest is not None else None
             res.blob_digest = (
@@ -370,6 +383,17 @@ class LayerReader:
                 yield chunk
 
         return entry._replace(data_ref=(spool.fd, spool.append(chunks())))
+
+
+class _Adapt:
+    """A thread-pool future of hash_region, shaped like a RegionHasher result."""
+
+    def __init__(self, future) -> None:
+        self._future = future
+
+    def result(self) -> tuple[str, str, int]:
+        digest, done = self._future.result()
+        return digest, digest, done
 
 
 def _maybe_elf(entry: LayerEntry) -> bool:
