@@ -226,11 +226,31 @@ def _docker_archive(
     fmt = "docker-archive"
     if container.exists("index.json") and container.exists("oci-layout"):
         fmt = "docker-archive+oci-layout"
+        warnings.extend(_index_platform_note(container, _config_platform(config)))
     plat = _config_platform(config)
     if platform is not None and not _platform_matches(plat, platform):
         raise ImgscopeError(f"the image is {plat}, not {platform}")
     return ResolvedImage(fmt, tags, None, config_name, config_digest, config, layers, plat,
                          warnings)
+
+
+def _index_platform_note(container: Container, platform: str | None) -> list[Warning_]:
+    """containerd exports one platform's blobs with the whole multi-platform index beside
+    manifest.json: say that the other platforms are listed but absent."""
+    try:
+        index = load_json(container.read_small("index.json", "index.json"), "index.json")
+        found: list[_Candidate] = []
+        _collect(container, index, found, [], depth=0, inherited_refs=[])
+    except ImgscopeError:
+        return []
+    listed = {c.platform for c in found if c.artifact is None}
+    if len(listed) <= 1:
+        return []
+    return [Warning_(
+        "incomplete-platforms",
+        f"the OCI index lists {len(listed)} platforms; the archive holds only "
+        f"{platform or 'one'}, which was read",
+    )]
 
 
 def _matches(want: str, labels: list[str]) -> bool:
