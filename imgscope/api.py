@@ -193,7 +193,8 @@ def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, veri
     warnings = list(resolved.warnings)
     count = len(resolved.layers)
     if len(config.diff_ids) != count:
-        message = f"the config lists {len(config.diff_ids)} diff_ids for {count} layers"
+        message = (f"the config lists {len(config.diff_ids)} diff_ids for {count} "
+                   f"layer{'s' if count != 1 else ''}")
         if verify:
             raise DigestMismatch(message + " (use --no-verify to read it anyway)")
         warnings.append(Warning_("diff-id-count", message))

@@ -350,7 +350,7 @@ def _oci_layout(
         if not pool:
             raise ImgscopeError(
                 f"no image {image!r} in the layout; it holds: "
-                + ", ".join(_group_choice(g) for g in runnable)
+                + ", ".join(_group_choices(runnable))
             )
     if platform is not None:
         pool = [
@@ -365,7 +365,7 @@ def _oci_layout(
                     {c.platform or "unknown" for g in runnable for c in g.candidates}))
             )
     if len(pool) > 1:
-        raise ChoiceRequired("image", [_group_choice(g) for g in pool])
+        raise ChoiceRequired("image", _group_choices(pool))
     group = pool[0]
     candidates = [c for c in group.candidates if c.artifact is None]
     complete = [c for c in candidates if c.problem is None]
@@ -395,11 +395,21 @@ def _refs_of(desc: dict) -> list[str]:
                         get_str(annotations, "org.opencontainers.image.ref.name")) if r]
 
 
-def _group_choice(group: _Group) -> str:
+def _group_choice(group: _Group, label: str | None = None) -> str:
     platforms = sorted({c.platform or "unknown" for c in group.candidates if c.artifact is None})
     complete = any(c.problem is None for c in group.candidates)
     note = ", ".join(platforms) + ("" if complete else "; blobs missing")
-    return f"{group.label()} ({note})"
+    return f"{label or group.label()} ({note})"
+
+
+def _group_choices(groups: list[_Group]) -> list[str]:
+    """One usable --image value per image: its ref name, or its digest when two images
+    share a ref name (--image with that name could not tell them apart)."""
+    counts: dict[str, int] = {}
+    for group in groups:
+        counts[group.label()] = counts.get(group.label(), 0) + 1
+    return [_group_choice(g, g.label() if counts[g.label()] == 1 else g.digest[:19])
+            for g in groups]
 
 
 def _dedupe(candidates: list[_Candidate]) -> list[_Candidate]:

@@ -168,6 +168,8 @@ class TarWalker:
                 if not block:
                     self.end = "eof"
                     return
+                if self.position == len(block):
+                    raise CorruptInput(f"not a tar archive: {len(block)} bytes of data")
                 raise CorruptInput(f"truncated tar: partial header at offset {self.position}")
             if block == _ZERO_BLOCK:
                 # The end is two zero blocks; consume the second so that what follows
@@ -177,7 +179,9 @@ class TarWalker:
                     self.position += BLOCK
                     self.end = "zeros"
                 else:
-                    self.end = "zero-block"  # one zero block, then data: Go stops here too
+                    # One zero block, then data: Go's reader returns ErrHeader here; we end the
+                    # archive (what follows is counted as trailing data) and say so.
+                    self.end = "zero-block"
                     self.overread = second
                 return
             (name, mode, uid, gid, size, mtime, chksum, typeflag, linkname, magic, _version,
@@ -193,7 +197,10 @@ class TarWalker:
                 signed = sum(b - 256 if b > 127 else b for b in block)
                 signed -= sum(b - 256 if b > 127 else b for b in block[148:156]) - 256
                 if expected != signed:
-                    raise CorruptInput(f"bad tar header checksum at offset {self.position - BLOCK}")
+                    where = self.position - BLOCK
+                    if where == 0:
+                        raise CorruptInput("not a tar archive (bad header checksum at offset 0)")
+                    raise CorruptInput(f"bad tar header checksum at offset {where}")
             if data_size < 0:
                 raise CorruptInput(f"negative size in tar header at offset {self.position - BLOCK}")
             if typeflag in (b"x", b"g"):
