@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
-import re
 from collections.abc import Iterator, Set
 from dataclasses import dataclass, field
 
@@ -24,6 +23,7 @@ from imgscope.archive.streams import (
     sniff_compression,
 )
 from imgscope.archive.tarwalk import RawMember, TarWalker
+from imgscope.catalog.base import PathMatcher
 from imgscope.errors import CorruptInput, LimitExceeded
 from imgscope.model import EntryType, LayerEntry, PathFinding
 
@@ -51,7 +51,7 @@ class Capture:
     """Which files to keep: the bytes of paths matching `pattern` (up to `max_bytes` each),
     and, with `executables`, a way back to every ELF executable's bytes (see Spool)."""
 
-    pattern: re.Pattern[str] | None
+    pattern: PathMatcher | None
     max_bytes: int = 256 * 1024 * 1024
     inline_bytes: int = 4 * 1024 * 1024  # larger matches are kept by reference, not in memory
     executables: bool = False

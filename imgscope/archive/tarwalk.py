@@ -50,7 +50,7 @@ class RawMember(NamedTuple):
 
 def _number(field: bytes) -> int:
     try:  # the common case: octal digits, NUL or space terminated (int() strips spaces)
-        return int(field.rstrip(b"\0"), 8)
+        return int(field.rstrip(b"\0 "), 8)
     except ValueError:
         pass
     if field and field[0] & 0x80:  # GNU base-256 for large uid/size/mtime
@@ -187,8 +187,8 @@ class TarWalker:
             (name, mode, uid, gid, size, mtime, chksum, typeflag, linkname, magic, _version,
              _uname, _gname, devmajor, devminor, prefix) = unpack(block)
             try:  # common case in one go: every number plain octal
-                expected = int(chksum.rstrip(b"\0"), 8)
-                data_size = int(size.rstrip(b"\0"), 8)
+                expected = int(chksum.rstrip(b"\0 "), 8)
+                data_size = int(size.rstrip(b"\0 "), 8)
             except ValueError:
                 expected = _number(chksum)
                 data_size = _number(size)
@@ -258,10 +258,10 @@ class TarWalker:
                 )
             ) if attrs else ()
             try:
-                mode_n = int(mode.rstrip(b"\0"), 8)
-                uid_n = int(uid.rstrip(b"\0"), 8)
-                gid_n = int(gid.rstrip(b"\0"), 8)
-                mtime_n = int(mtime.rstrip(b"\0"), 8)
+                mode_n = int(mode.rstrip(b"\0 "), 8)
+                uid_n = int(uid.rstrip(b"\0 "), 8)
+                gid_n = int(gid.rstrip(b"\0 "), 8)
+                mtime_n = int(mtime.rstrip(b"\0 "), 8)
             except ValueError:
                 mode_n, uid_n, gid_n, mtime_n = (
                     _number(mode), _number(uid), _number(gid), _number(mtime))

@@ -62,10 +62,71 @@ class Cataloger(Protocol):
     def catalog(self, files: FileView) -> CatalogResult: ...
 
 
-def compile_patterns(patterns: Iterable[str]) -> re.Pattern[str] | None:
-    """One regex for many globs: one match call per tar entry instead of one per pattern."""
-    parts = [fnmatch.translate(p) for p in patterns]
-    return re.compile("|".join(parts)) if parts else None
+_GLOB = frozenset("*?[")
+
+
+def _literal_prefix(pattern: str) -> str:
+    for index, char in enumerate(pattern):
+        if char in _GLOB:
+            return pattern[:index]
+    return pattern
+
+
+class PathMatcher:
+    """Many fnmatch globs as one matcher, fast on the paths that match none of them.
+
+    One combined regex costs ~9 us a path (its `.*` branches backtrack); most tar entries are
+    rejected by a set lookup on their file name first. Every pattern is still matched by its
+    regex, so the answer is exactly fnmatch's."""
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        names: set[str] = set()
+        suffixes: list[str] = []
+        prefixes: list[str] = []
+        by_name: list[str] = []
+        by_prefix: list[str] = []
+        others: list[str] = []
+        for pattern in dict.fromkeys(patterns):
+            base = pattern.rpartition("/")[2]
+            if not any(c in _GLOB for c in base):
+                names.add(base)  # a literal last component: the path's file name equals it
+                by_name.append(pattern)
+            elif base.startswith("*") and len(base) > 1 and not any(c in _GLOB for c in base[1:]):
+                suffixes.append(base[1:])  # "*.jar": the file name ends so
+                by_name.append(pattern)
+            elif len(_literal_prefix(pattern)) > 1 and pattern.startswith("/"):
+                prefixes.append(_literal_prefix(pattern))
+                by_prefix.append(pattern)
+            else:
+                others.append(pattern)
+        self._names = frozenset(names)
+        self._suffixes = tuple(suffixes)
+        self._prefixes = tuple(prefixes)
+        self._by_name = _regex(by_name)
+        self._by_prefix = _regex(by_prefix)
+        self._others = _regex(others)
+
+    def match(self, path: str) -> bool | None:
+        base = path.rpartition("/")[2]
+        if self._by_name is not None and (base in self._names or base.endswith(self._suffixes)) \
+                and self._by_name.match(path):
+            return True
+        if self._by_prefix is not None and path.startswith(self._prefixes) \
+                and self._by_prefix.match(path):
+            return True
+        if self._others is not None and self._others.match(path):
+            return True
+        return None
+
+
+def _regex(patterns: list[str]) -> re.Pattern[str] | None:
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns)) if patterns else None
+
+
+def compile_patterns(patterns: Iterable[str]) -> PathMatcher | None:
+    """One matcher for many globs: one call per tar entry instead of one per pattern."""
+    patterns = list(patterns)
+    return PathMatcher(patterns) if patterns else None
 
 
 class MemoryFileView:
