@@ -18,6 +18,7 @@ from imgscope.archive.streams import (
     ChunkSource,
     FileRegion,
     HashingDecoder,
+    InflateProcess,
     file_chunks,
     hash_region_async,
     sniff_compression,
@@ -169,7 +170,10 @@ class LayerReader:
         blob = self.blob
         if self.verify and blob.fd is not None and self._pending_digest is None:
             head = FileRegion(blob.fd, blob.offset, blob.size).read(8)
-            return blob.fd, blob.offset, blob.size, sniff_compression(head)
+            compression = sniff_compression(head)
+            # A compressed layer is hashed by the process that inflates it for the walk.
+            if compression == "none" or not hasattr(os, "fork"):
+                return blob.fd, blob.offset, blob.size, compression
         return None
 
     def set_pending_digest(self, pending) -> None:
@@ -183,6 +187,9 @@ class LayerReader:
             self.result.compression = compression
             if compression == "none":
                 yield from self._seekable_plain()
+                return
+            if self._pending_digest is None and hasattr(os, "fork"):
+                yield from self._inflated_by_child(compression)
                 return
             raw: Iterator[bytes] = file_chunks(blob.fd, blob.offset, blob.size)
         else:
@@ -242,6 +249,36 @@ class LayerReader:
             res.blob_digest = (
                 "sha256:" + raw_digest.hexdigest() if raw_digest is not None else res.diff_id
             )
+
+    def _inflated_by_child(self, compression: str) -> Iterator[LayerEntry]:
+        blob = self.blob
+        assert blob.fd is not None
+        child = InflateProcess(blob.fd, blob.offset, blob.size, compression, self.verify)
+        try:
+            source = ChunkSource(child.chunks())
+            walker = TarWalker(source)
+            try:
+                yield from self._walk(walker)
+                trailing = source.drain() + len(walker.overread)
+            except CorruptInput:
+                # A truncated tar may only be the symptom: the child says why it stopped.
+                source.drain()
+                error = child.error()
+                if error is not None:
+                    raise error from None
+                raise
+            error = child.error()
+            if error is not None:
+                raise error
+        finally:
+            child.close()
+        res = self.result
+        res.trailing_bytes = trailing
+        res.uncompressed_size = child.decoded_size
+        res.compressed_size = child.raw_size
+        if self.verify:
+            res.diff_id = child.decoded_digest
+            res.blob_digest = child.raw_digest
 
     def _walk(self, walker: TarWalker) -> Iterator[LayerEntry]:
         index = self.index
