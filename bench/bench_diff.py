@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO / "tests"))
 import realimages  # noqa: E402
-from run import measure, warm  # noqa: E402
+from run import warm  # noqa: E402
 
 OLD, NEW = "buildtools", "buildtools-v2"
 PAIRINGS = {"docker": ("docker", "docker"), "zstd": ("zstd", "zstd"), "mixed": ("docker", "zstd")}
@@ -42,12 +45,27 @@ NO_REUSE = (
 )
 
 
+def measure(argv: list[str]) -> tuple[float, float, int, int, bytes]:
+    """Run ARGV once: (wall s, CPU s of it and its reaped children, peak RSS KiB, exit status,
+    stderr tail). CPU seconds say how much work a command is when the machine is shared."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, proc.returncode, err[-300:]
+
+
 @dataclass
 class Case:
     pairing: str
     label: str
     argv: list[str]
     walls: list[float] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)
     rss_kib: list[int] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -64,21 +82,26 @@ def cases(old: dict[str, Path], new: dict[str, Path], pairings: list[str]) -> li
             Case(name, "diff", [*py, "diff", a, b]),
             Case(name, "diff, no reuse", [sys.executable, "-c", NO_REUSE, a, b]),
             Case(name, "diff --only files", [*py, "diff", a, b, "--only", "files"]),
+            Case(name, "inspect new --no-verify", [*py, "inspect", b, "--no-verify"]),
+            Case(name, "diff --no-verify", [*py, "diff", a, b, "--no-verify"]),
         ]
     return out
 
 
 def table(all_cases: list[Case]) -> str:
-    rows = [("pairing", "command", "median s", "min s", "x inspect new", "peak MiB")]
+    rows = [("pairing", "command", "median s", "min s", "x inspect new", "cpu s",
+             "cpu x inspect", "peak MiB")]
     for name in dict.fromkeys(c.pairing for c in all_cases):
         group = [c for c in all_cases if c.pairing == name]
         ref = statistics.median(group[0].walls) if group[0].walls else float("nan")
+        ref_cpu = statistics.median(group[0].cpus) if group[0].cpus else float("nan")
         for c in group:
             if not c.walls:
-                rows.append((name, c.label, "failed", "", "", ""))
+                rows.append((name, c.label, "failed", "", "", "", "", ""))
                 continue
-            med = statistics.median(c.walls)
+            med, cpu = statistics.median(c.walls), statistics.median(c.cpus)
             rows.append((name, c.label, f"{med:.2f}", f"{min(c.walls):.2f}", f"{med / ref:.2f}",
+                         f"{cpu:.2f}", f"{cpu / ref_cpu:.2f}",
                          f"{statistics.median(c.rss_kib) / 1024:.0f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
@@ -104,12 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     for rep in range(args.reps + 1):  # the first round is the untimed warm-up
         for c in all_cases:
-            wall, rss, status, err = measure(c.argv)
+            wall, cpu, rss, status, err = measure(c.argv)
             if status not in (0, 1):
                 c.failures.append(err.decode(errors="replace"))
                 failed = True
             elif rep:
                 c.walls.append(wall)
+                c.cpus.append(cpu)
                 c.rss_kib.append(rss)
     print(f"{OLD} -> {NEW}, {args.reps} runs each (medians)")
     print(table(all_cases))

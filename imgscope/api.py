@@ -107,6 +107,7 @@ def analyze(
     progress: Progress | None = None,
     post_analysis: Callable[[Analysis, OverlayFileView], None] | None = None,
     advise: bool = True,
+    runtime_base: str | None = None,
 ) -> Analysis:
     """Open an image (tar, directory, or "-" for stdin), replay its layers, measure it, and
     (with `catalog`) attribute its bytes to packages.
@@ -114,7 +115,8 @@ def analyze(
     `post_analysis` runs once everything is attributed but before the archive is closed: the
     only time file bytes kept by reference (executables, libraries) can still be read.
     `advise` (with `catalog`) adds build-tool findings and size recommendations to
-    `analysis.extras` (imgscope/analyze/recommend.py)."""
+    `analysis.extras` (imgscope/analyze/recommend.py); `runtime_base` picks the runtime
+    stage's base of its Dockerfile sketch ("scratch" allowed)."""
     catalogers = all_catalogers() if catalog else []
     patterns = [*content_patterns, *(p for c in catalogers for p in c.content_patterns)]
     if catalog:
@@ -150,7 +152,7 @@ def analyze(
             # Build tools, runtime closure, recommendations: into analysis.extras.
             from imgscope.analyze.recommend import apply_advice
 
-            apply_advice(analysis, OverlayFileView(analysis.fs))
+            apply_advice(analysis, OverlayFileView(analysis.fs), runtime_base=runtime_base)
         if post_analysis is not None:
             post_analysis(analysis, OverlayFileView(analysis.fs))
         return analysis
@@ -163,10 +165,9 @@ def analyze(
 
 def _advice_patterns() -> list[str]:
     """Files the advice stage reads (apt's auto-installed marks, ld.so's cache, ...)."""
-    from imgscope.analyze.buildtools import CONTENT_PATTERNS as BUILDTOOLS
-    from imgscope.analyze.closure import CONTENT_PATTERNS as CLOSURE
+    from imgscope.analyze.recommend import CONTENT_PATTERNS
 
-    return [*BUILDTOOLS, *CLOSURE]
+    return list(CONTENT_PATTERNS)
 
 
 def run_catalogers(catalogers: Sequence[Cataloger], fs: Overlay) -> tuple[list[Package],

@@ -39,6 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     inspect = commands.add_parser("inspect", help="layers, sizes, wasted bytes, findings")
     _image_options(inspect)
+    _gate_options(inspect)
+    advise = commands.add_parser("advise", help="build tools left in, and how to make the "
+                                                "image small (with a Dockerfile sketch)")
+    _image_options(advise)
+    for action in advise._actions:
+        if action.dest == "format":
+            action.choices = ("table", "json", "dockerfile")
+    advise.add_argument("--base", metavar="IMAGE",
+                        help="runtime base for the Dockerfile sketch (default: chosen from "
+                             "the runtime closure; 'scratch' is allowed)")
+    _gate_options(advise)
     ls = commands.add_parser("ls", help="the merged filesystem, or one layer's entries")
     _image_options(ls)
     ls.add_argument("--layer", type=int, metavar="N", help="list layer N's tar entries instead")
@@ -49,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         if action.dest == "format":
             action.choices = ("table", "json", "cyclonedx")
     packages.add_argument("--sort", choices=("bytes", "name", "layer"), default="bytes")
+    _diff_options(commands.add_parser("diff", help="what changed between two images, and "
+                                                   "what it cost"))
     return parser
 
 
@@ -72,17 +85,94 @@ def _write(text: str) -> None:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from imgscope.api import analyze
 
+    rules = _gate_rules(args)  # a malformed rule is exit 2 before any reading
     analysis = analyze(args.image, image=args.select_image, platform=args.platform,
                        verify=not args.no_verify, progress=_progress_printer())
+    results = _gate(rules, analysis)
     if args.format == "json":
         from imgscope.report.json_report import dumps, inspect_document
 
-        _write(dumps(inspect_document(analysis)))
+        doc = inspect_document(analysis)
+        if results is not None:
+            from imgscope.report.advice import ci_section
+
+            doc["ci"] = ci_section(results)
+        _write(dumps(doc))
     else:
         from imgscope.report.table import inspect_text
 
         _write(inspect_text(analysis))
-    return EXIT_OK
+    return _gate_status(results)
+
+
+# -- build-tool advice and the CI gate ---------------------------------------------------------
+
+
+def _gate_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fail-on", metavar="RULES",
+                        help="exit 1 when a rule fails: comma-separated, e.g. "
+                             "build-tools,wasted>50MB,efficiency<0.9")
+    parser.add_argument("--rules", metavar="FILE",
+                        help="rules file (dive's .dive-ci keys plus fail-on:)")
+
+
+def _gate_rules(args: argparse.Namespace) -> list | None:
+    from imgscope.rules import parse_fail_on, parse_rules_file
+
+    rules = []
+    if args.fail_on is not None:
+        rules += parse_fail_on(args.fail_on)
+    if args.rules is not None:
+        rules += parse_rules_file(args.rules)
+    return rules or None
+
+
+def _gate(rules: list | None, analysis) -> list | None:
+    if rules is None:
+        return None
+    from imgscope.rules import evaluate
+
+    results = evaluate(rules, analysis)
+    for result in results:
+        sys.stderr.write(f"imgscope: rule {result.message}\n")
+    return results
+
+
+def _gate_status(results: list | None) -> int:
+    return EXIT_RULE if results and any(r.failed for r in results) else EXIT_OK
+
+
+def _cmd_advise(args: argparse.Namespace) -> int:
+    from imgscope.api import analyze
+
+    rules = _gate_rules(args)
+    analysis = analyze(args.image, image=args.select_image, platform=args.platform,
+                       verify=not args.no_verify, progress=_progress_printer(),
+                       runtime_base=args.base)
+    results = _gate(rules, analysis)
+    from imgscope.report import advice
+
+    if args.format == "json":
+        from imgscope.report.json_report import SCHEMA_VERSION, dumps
+
+        doc = {"schema": "imgscope/advise", "schema_version": SCHEMA_VERSION,
+               "advice": advice.advice_section(analysis),
+               "warnings": [{"code": w.code, "message": w.message} for w in analysis.warnings]}
+        if results is not None:
+            doc["ci"] = advice.ci_section(results)
+        _write(dumps(doc))
+    elif args.format == "dockerfile":
+        sketch = next((r.dockerfile for r in analysis.extras.recommendations
+                       if r.kind == "multi-stage"), None)
+        if sketch is None:
+            raise ImgscopeError("no builder-stage sketch for this image: no build tools were "
+                                "found, or its runtime closure is unknown")
+        _write(sketch)
+    else:
+        _write(advice.advice_text(analysis, full=True))
+        if analysis.warnings:
+            _write("\nWarnings\n" + "".join(f"  - {w.message}\n" for w in analysis.warnings))
+    return _gate_status(results)
 
 
 def _cmd_ls(args: argparse.Namespace) -> int:
@@ -114,7 +204,7 @@ def _cmd_packages(args: argparse.Namespace) -> int:
     from imgscope.report.packages import cyclonedx_document, packages_section, packages_text
 
     analysis = analyze(args.image, image=args.select_image, platform=args.platform,
-                       verify=not args.no_verify, progress=_progress_printer())
+                       verify=not args.no_verify, progress=_progress_printer(), advise=False)
     assert analysis.attribution is not None
     if args.format == "cyclonedx":
         _write(json_report.dumps(cyclonedx_document(analysis)))
@@ -128,7 +218,66 @@ def _cmd_packages(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"inspect": _cmd_inspect, "ls": _cmd_ls, "packages": _cmd_packages}
+# -- diff -------------------------------------------------------------------------------------
+
+
+def _diff_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("old", metavar="OLD", help="the image before (any input format; - for "
+                                                   "stdin)")
+    parser.add_argument("new", metavar="NEW", help="the image after (any input format)")
+    for side in ("", "old-", "new-"):
+        which = f"the {side[:-1]} image" if side else "both images"
+        parser.add_argument(f"--{side}image", dest=f"{side.replace('-', '_')}select_image",
+                            metavar="NAME:TAG", help=f"which image of a multi-image archive, "
+                                                     f"for {which}")
+        parser.add_argument(f"--{side}platform", dest=f"{side.replace('-', '_')}platform",
+                            metavar="OS/ARCH[/VARIANT]",
+                            help=f"which platform of a multi-platform index, for {which}")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="skip the digest checks (shared layers are then not read twice)")
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument("--exit-code", action="store_true",
+                        help="exit 1 when the images differ (in the compared sections)")
+    parser.add_argument("--only", metavar="SECTIONS",
+                        help="compare only these, comma-separated: "
+                             "layers,config,files,packages,findings")
+    parser.add_argument("--no-hash", action="store_true",
+                        help="do not hash same-size files written by different layers; "
+                             "report them as rewritten, content unknown")
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from imgscope.diff import SECTIONS, diff
+
+    sections = SECTIONS
+    if args.only:
+        sections = tuple(s.strip() for s in args.only.split(",") if s.strip())
+        bad = [s for s in sections if s not in SECTIONS]
+        if bad or not sections:
+            raise ImgscopeError(f"--only takes {','.join(SECTIONS)}; got {args.only!r}")
+    result = diff(
+        args.old, args.new,
+        old_image=args.old_select_image or args.select_image,
+        new_image=args.new_select_image or args.select_image,
+        old_platform=args.old_platform or args.platform,
+        new_platform=args.new_platform or args.platform,
+        verify=not args.no_verify, sections=sections, hash_content=not args.no_hash,
+        progress=_progress_printer(),
+    )
+    if args.format == "json":
+        from imgscope.report.diff_report import diff_document
+        from imgscope.report.json_report import dumps
+
+        _write(dumps(diff_document(result)))
+    else:
+        from imgscope.report.diff_report import diff_text
+
+        _write(diff_text(result))
+    return EXIT_RULE if args.exit_code and result.differs else EXIT_OK
+
+
+COMMANDS = {"inspect": _cmd_inspect, "ls": _cmd_ls, "packages": _cmd_packages,
+            "diff": _cmd_diff, "advise": _cmd_advise}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -209,6 +209,11 @@ class Finding:
     layer: int | None = None
     instruction: str | None = None
     reason: str = ""
+    # Added by the build-tool detector (imgscope/analyze/buildtools.py):
+    category: str = ""  # "build-tool", "dev-files", "package-cache", "debug", "source", ...
+    files: int = 0  # regular files counted in `bytes` (each file in one finding only)
+    items: tuple[tuple[str, int], ...] = ()  # (package key or path, bytes), biggest first
+    layers: tuple[int, ...] = ()  # every layer that wrote the counted files
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +223,14 @@ class Recommendation:
     reason: str
     evidence: tuple[str, ...] = ()
     dockerfile: str | None = None
+    # Added by imgscope/analyze/recommend.py:
+    kind: str = ""  # "multi-stage", "purge-build-tools", "clean-cache", "strip", ...
+    bytes_alone: int = 0  # saved if applied alone (bytes_saved: after the ones above it)
+    size_after: int | None = None  # estimated image bytes after this and all above
+    packages: tuple[str, ...] = ()  # package keys it drops
+    paths: tuple[str, ...] = ()  # paths it drops (or strips), roots of trees
+    layer: int | None = None  # the layer whose instruction to change
+    instruction: str | None = None
 
 
 @dataclass
@@ -227,3 +240,4 @@ class Extras:
     packages: list[Package] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     recommendations: list[Recommendation] = field(default_factory=list)
+    advice: object | None = None  # imgscope.analyze.recommend.Advice: scan details, sketch base

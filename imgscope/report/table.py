@@ -7,6 +7,7 @@ from typing import Any
 from tabulate import tabulate
 
 from imgscope.api import Analysis
+from imgscope.report.advice import advice_text
 from imgscope.report.packages import packages_text
 from imgscope.report.paths import display, human, mode_string
 
@@ -100,6 +101,10 @@ def inspect_text(analysis: Analysis) -> str:
     if analysis.attribution is not None:
         out.append("")
         out.append(packages_text(analysis.attribution, limit=15).rstrip("\n"))
+    advice = advice_text(analysis)  # build tools left in, and what to do about them
+    if advice:
+        out.append("")
+        out.append(advice.rstrip("\n"))
     if analysis.findings:
         out.append("")
         out.append(f"Findings ({len(analysis.findings)})")

@@ -1,0 +1,1408 @@
+"""`imgscope diff OLD NEW`: what changed between two images, and what it cost.
+
+Two analyses in, one comparison out (`ImageDiff`); nothing here prints.
+
+Reading (`diff`). Both images are resolved first. The layers they share at the same positions
+(same diff_id: the common base) leave both overlays in the same state, so they are walked once,
+on the side that is cheaper to walk (an uncompressed, seekable copy skips file contents), and
+their entries are replayed into the other side's overlay (api._analyze_resolved is fed through
+a container wrapper's `preread`, the hook stream containers use). The other side's copies are
+still verified, by hash only, in a forked child (not a thread: see streams.RegionHasher), and
+checked last, so that hashing overlaps everything else; a copy that does not match its diff_id
+fails the diff as it fails `inspect`. A compressed blob both manifests name is hashed as stored
+and must equal the blob the first side inflated; one archive member used by both sides is read
+once. With --no-verify the copies are not read at all: the claimed diff_ids are trusted, as
+everywhere with --no-verify. Both archives stay open to the end: replayed entries keep the
+first side's file bytes by reference. NEW's catalogers run in a forked child while this
+process catalogs OLD. The cost: both images are still hashed whole (verification), so a
+verified diff of two plain archives costs more than one inspect; bench/bench_diff.py measures.
+
+Content equality. Size, type, mode, owner and link target come from tar headers, so a change
+in any of them is found without reading file contents. A regular file with the same size and
+metadata on both sides is the same file when both versions come from the same shared layer.
+When they come from different layers ("rewritten by another layer, same size") only the bytes
+can tell: those files alone are hashed in a second, targeted read of the layers that shipped
+them (`Capture.digest_paths`), in the cataloging child; what was read is reported. With
+`hash_content=False` such files are reported with content "unknown".
+
+Comparing (`compare`) is a pure function of the two analyses. mtime is not compared (every
+rebuild changes it; container-diff ignores it too); history items are compared by instruction,
+not by timestamp.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import posixpath
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import BinaryIO
+
+from imgscope import errors
+from imgscope.api import Analysis, Progress, _analyze_resolved, _check_layer, run_catalogers
+from imgscope.archive.container import Container, open_container
+from imgscope.archive.image import ResolvedImage, resolve_image
+from imgscope.archive.layer import Blob, Capture, LayerRead, LayerReader, Spool
+from imgscope.archive.streams import (
+    FileRegion,
+    HashingDecoder,
+    RegionHasher,
+    file_chunks,
+    hash_region,
+    pending_digests,
+    sniff_compression,
+)
+from imgscope.attribution import (
+    HISTORY_CATALOGERS,
+    Attribution,
+    attribute,
+    record_layer_changes,
+)
+from imgscope.catalog.base import Cataloger, compile_patterns
+from imgscope.catalog.registry import all_catalogers
+from imgscope.catalog.view import OverlayFileView
+from imgscope.errors import CorruptInput, ImgscopeError, LimitExceeded
+from imgscope.model import (
+    EntryType,
+    Finding,
+    ImageConfig,
+    LayerEntry,
+    LayerInfo,
+    PathFinding,
+    Warning_,
+)
+from imgscope.overlay import Inode, Node
+
+SECTIONS = ("layers", "config", "files", "packages", "findings")
+OLD, NEW = "old", "new"
+PostAnalysis = Callable[[Analysis, OverlayFileView], None]
+
+
+# -- the model --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """One image's headline numbers (see Summary in model.py)."""
+
+    final_bytes: int
+    final_files: int
+    shipped_bytes: int
+    layer_bytes: int
+    compressed_bytes: int
+    wasted_bytes: int
+    efficiency: float
+    dive_efficiency: float
+    owned_bytes: int | None  # None when packages were not cataloged
+    unowned_bytes: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    """Which image one side is."""
+
+    source_format: str
+    tags: tuple[str, ...]
+    manifest_digest: str | None
+    config_digest: str | None
+    platform: str | None
+    layers: int
+    sizes: Sizes | None  # None when the layers were not read (--only config)
+
+
+@dataclass(frozen=True, slots=True)
+class LayerChange:
+    position: int
+    status: str  # "shared" (same diff_id, same position), "changed", "added", "removed"
+    base: bool  # inside the common prefix of shared layers
+    old: LayerInfo | None
+    new: LayerInfo | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChange:
+    field: str  # entrypoint, cmd, env, user, working_dir, exposed_ports, labels, os, ...
+    key: str | None  # the variable, label, port or history position; None for whole fields
+    old: str | tuple[str, ...] | None
+    new: str | tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class FileState:
+    type: str
+    size: int  # regular files only, else 0
+    mode: int
+    uid: int
+    gid: int
+    link_target: str | None
+    devmajor: int
+    devminor: int
+    xattrs: tuple[tuple[str, str], ...]
+    layer: int  # the layer that last wrote this path
+    links: int  # names sharing this file's inode in this image
+    hardlink_of: str | None  # the first name of its hard-link group, when that is another path
+    digest: str | None  # sha256 of the content, when it had to be hashed
+    owner: str | None  # package key (attribution.package_key) owning the path
+
+
+@dataclass(frozen=True, slots=True)
+class FileChange:
+    path: str
+    status: str  # "added", "removed", "changed"
+    # For "changed": what differs, from "type", "content", "size", "rewritten" (same size and
+    # metadata, written by another layer, content not hashed), "mode", "uid", "gid",
+    # "link_target", "device", "xattrs", "links", "hardlink".
+    changes: tuple[str, ...]
+    content: str | None  # regular file on both sides: "differs", "same" or "unknown"
+    bytes_delta: int  # final-filesystem bytes; a hard-linked file counts once, on its first name
+    old: FileState | None
+    new: FileState | None
+    old_still_shipped: bool  # the old bytes are hidden in NEW's layers, not gone (wasted)
+
+
+@dataclass(frozen=True, slots=True)
+class DirSummary:
+    path: str
+    added: int
+    removed: int
+    changed: int
+    bytes_delta: int
+
+
+@dataclass(frozen=True, slots=True)
+class PackageChange:
+    status: str  # "added", "removed", "version" (version changed), "files" (same version)
+    ecosystem: str
+    name: str
+    arch: str | None
+    old_version: str | None
+    new_version: str | None
+    old_bytes: int
+    new_bytes: int
+    old_files: int
+    new_files: int
+    old_key: str | None
+    new_key: str | None
+
+    @property
+    def bytes_delta(self) -> int:
+        return self.new_bytes - self.old_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FindingChange:
+    status: str  # "added", "removed", "changed" (same kind and title, other bytes)
+    kind: str
+    title: str  # a Finding's title; for a reader finding (path-escape...), "PATH: detail"
+    old_bytes: int | None
+    new_bytes: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class FindingsDiff:
+    wasted_old: int
+    wasted_new: int
+    efficiency_old: float
+    efficiency_new: float
+    dive_efficiency_old: float
+    dive_efficiency_new: float
+    changes: tuple[FindingChange, ...]
+
+    @property
+    def differs(self) -> bool:
+        return bool(self.changes) or self.wasted_old != self.wasted_new
+
+
+@dataclass(frozen=True, slots=True)
+class Breakdown:
+    """The layer-bytes delta split so that the parts add up exactly:
+    total = packages + unowned + wasted + overhead (files instead of packages + unowned when
+    packages were not cataloged)."""
+
+    total: int  # delta of uncompressed layer bytes: what the image costs to store and ship
+    packages: tuple[tuple[str, int], ...]  # (package key, bytes delta), biggest change first
+    packages_total: int | None
+    unowned: int | None  # files no package owns
+    files: int  # final-filesystem bytes
+    wasted: int  # shipped in layers but hidden in the final filesystem
+    overhead: int  # tar headers, padding, end blocks: layer bytes that are not file content
+    compressed: int  # delta of the layers as stored
+    pull_bytes: int  # compressed bytes of NEW's layers that OLD does not have (what a pull costs)
+
+
+@dataclass(frozen=True, slots=True)
+class ContentCheck:
+    """How content equality was decided for files that metadata could not decide."""
+
+    candidates: int  # regular files with equal size/metadata, written by different layers
+    hashed: int  # of those, decided by sha256 of both versions
+    unknown: int  # not hashed (hashing off, or a version that could not be read back)
+    identical: int  # hashed and equal: no change, but NEW ships the bytes again
+    identical_bytes: int
+    layers_read: tuple[tuple[str, int, int, int], ...]  # (side, layer, files hashed, layer bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadCost:
+    """What reading the pair took: the shared prefix is walked once."""
+
+    shared_prefix: int  # layers at the start with the same diff_ids
+    walked: str | None  # which side's copy of the shared layers was walked ("old"/"new")
+    replayed_layers: int  # shared layers replayed into the other side, not walked again
+    replayed_bytes: int  # their uncompressed bytes
+    verified_only: bool  # the replayed copies were hashed (True) or trusted (--no-verify)
+    verify_bytes: int = 0  # bytes of those copies hashed (stored bytes; 0 for a second look
+    # at one archive member, compressed blobs the manifests share are not inflated)
+
+
+@dataclass(frozen=True)
+class ImageDiff:
+    old: Side
+    new: Side
+    sections: tuple[str, ...]
+    layers: tuple[LayerChange, ...] | None = None
+    config: tuple[ConfigChange, ...] | None = None
+    files: tuple[FileChange, ...] | None = None
+    packages: tuple[PackageChange, ...] | None = None
+    unchanged_packages: int = 0
+    findings: FindingsDiff | None = None
+    breakdown: Breakdown | None = None
+    content: ContentCheck | None = None
+    read: ReadCost | None = None
+    warnings: tuple[tuple[str, Warning_], ...] = ()
+
+    @property
+    def differs(self) -> bool:
+        """Whether any section that was compared has a difference (--exit-code)."""
+        return bool(
+            any(c.status != "shared" for c in self.layers or ())
+            or self.config
+            or self.files
+            or self.packages
+            or (self.findings is not None and self.findings.differs)
+        )
+
+
+# -- comparing ----------------------------------------------------------------------------------
+
+
+def compare_layers(old: Sequence[LayerInfo], new: Sequence[LayerInfo]) -> tuple[LayerChange, ...]:
+    out: list[LayerChange] = []
+    base = True
+    for i in range(max(len(old), len(new))):
+        a = old[i] if i < len(old) else None
+        b = new[i] if i < len(new) else None
+        if a is not None and b is not None:
+            same = _layer_id(a) is not None and _layer_id(a) == _layer_id(b)
+            status = "shared" if same else "changed"
+        else:
+            status = "added" if a is None else "removed"
+        base = base and status == "shared"
+        out.append(LayerChange(i, status, base, a, b))
+    return tuple(out)
+
+
+def _layer_id(layer: LayerInfo) -> str | None:
+    return layer.diff_id or layer.measured_diff_id
+
+
+def shared_prefix(old_ids: Sequence[str | None], new_ids: Sequence[str | None]) -> int:
+    count = 0
+    for a, b in zip(old_ids, new_ids, strict=False):
+        if a is None or a != b:
+            break
+        count += 1
+    return count
+
+
+def compare_config(old: ImageConfig, new: ImageConfig) -> tuple[ConfigChange, ...]:
+    out: list[ConfigChange] = []
+    for name in ("os", "architecture", "variant", "created", "user", "working_dir"):
+        a, b = getattr(old, name), getattr(new, name)
+        if a != b:
+            out.append(ConfigChange(name, None, a, b))
+    for name in ("entrypoint", "cmd"):
+        a, b = getattr(old, name), getattr(new, name)
+        if a != b:
+            out.append(ConfigChange(name, None, a, b))
+    out.extend(_keyed("env", _env(old.env), _env(new.env)))
+    out.extend(_keyed("labels", dict(old.labels), dict(new.labels)))
+    out.extend(_keyed("exposed_ports", dict.fromkeys(old.exposed_ports, "exposed"),
+                      dict.fromkeys(new.exposed_ports, "exposed")))
+    # History by instruction, not timestamp: a rebuild changes every `created`.
+    old_h = [_history_text(h) for h in old.history]
+    new_h = [_history_text(h) for h in new.history]
+    for i in range(max(len(old_h), len(new_h))):
+        a = old_h[i] if i < len(old_h) else None
+        b = new_h[i] if i < len(new_h) else None
+        if a != b:
+            out.append(ConfigChange("history", str(i), a, b))
+    return tuple(out)
+
+
+def _env(items: Iterable[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        out[key] = value  # the last definition wins, as in a container's environment
+    return out
+
+
+def _keyed(name: str, old: dict[str, str], new: dict[str, str]) -> list[ConfigChange]:
+    return [ConfigChange(name, key, old.get(key), new.get(key))
+            for key in sorted(old.keys() | new.keys()) if old.get(key) != new.get(key)]
+
+
+def _history_text(item) -> str:
+    text = item.created_by or ""
+    if item.empty_layer:
+        text += "  [no layer]"
+    if item.comment:
+        text += f"  # {item.comment}"
+    return text
+
+
+def compare_packages(old: Attribution, new: Attribution) -> tuple[tuple[PackageChange, ...], int]:
+    """Packages matched by key (ecosystem/name:arch@version); what is left is paired by
+    (ecosystem, name, arch), in version order, as a version change. Returns the changes and
+    the number of unchanged packages."""
+    old_by_key = {u.key: u for u in old.packages}
+    new_by_key = {u.key: u for u in new.packages}
+    out: list[PackageChange] = []
+    unchanged = 0
+    for key in sorted(old_by_key.keys() & new_by_key.keys()):
+        a, b = old_by_key[key], new_by_key[key]
+        if a.final_bytes == b.final_bytes and a.files == b.files:
+            unchanged += 1
+            continue
+        out.append(_package_change("files", a, b))
+    left_old: dict[tuple, list] = defaultdict(list)
+    left_new: dict[tuple, list] = defaultdict(list)
+    for key in sorted(old_by_key.keys() - new_by_key.keys()):
+        u = old_by_key[key]
+        left_old[_identity(u.package)].append(u)
+    for key in sorted(new_by_key.keys() - old_by_key.keys()):
+        u = new_by_key[key]
+        left_new[_identity(u.package)].append(u)
+    for ident in sorted(left_old.keys() | left_new.keys(), key=lambda t: tuple(map(str, t))):
+        olds, news = left_old.get(ident, []), left_new.get(ident, [])
+        for a, b in zip(olds, news, strict=False):
+            out.append(_package_change("version", a, b))
+        out.extend(_package_change("removed", a, None) for a in olds[len(news):])
+        out.extend(_package_change("added", None, b) for b in news[len(olds):])
+    order = {"added": 0, "removed": 1, "version": 2, "files": 3}
+    out.sort(key=lambda c: (order[c.status], c.ecosystem, c.name, str(c.arch),
+                            c.old_key or "", c.new_key or ""))
+    return tuple(out), unchanged
+
+
+def _identity(package) -> tuple[str, str, str | None]:
+    return package.ecosystem, package.name, package.arch
+
+
+def _package_change(status: str, a, b) -> PackageChange:
+    pkg = (b or a).package
+    return PackageChange(
+        status=status, ecosystem=pkg.ecosystem, name=pkg.name, arch=pkg.arch,
+        old_version=a.package.version if a else None,
+        new_version=b.package.version if b else None,
+        old_bytes=a.final_bytes if a else 0, new_bytes=b.final_bytes if b else 0,
+        old_files=a.files if a else 0, new_files=b.files if b else 0,
+        old_key=a.key if a else None, new_key=b.key if b else None,
+    )
+
+
+def compare_findings(old: Analysis, new: Analysis) -> FindingsDiff:
+    changes: list[FindingChange] = []
+    changes.extend(_compare_finding_maps(_extras_map(old.extras.findings),
+                                         _extras_map(new.extras.findings)))
+    changes.extend(_compare_finding_maps(_path_finding_map(old.findings),
+                                         _path_finding_map(new.findings)))
+    so, sn = old.summary, new.summary
+    return FindingsDiff(so.wasted_bytes, sn.wasted_bytes, so.efficiency, sn.efficiency,
+                        so.dive_efficiency, sn.dive_efficiency, tuple(changes))
+
+
+def _extras_map(findings: Iterable[Finding]) -> dict[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = {}
+    for f in findings:
+        out[(f.kind, f.title)] = out.get((f.kind, f.title), 0) + f.bytes
+    return out
+
+
+def _path_finding_map(findings: Iterable[PathFinding]) -> dict[tuple[str, str], int]:
+    # Reader findings carry no bytes; the layer index is left out (it moves between images).
+    return {(f.kind, f"{f.path}: {f.detail}" if f.path else f.detail): 0 for f in findings}
+
+
+def _compare_finding_maps(old: dict[tuple[str, str], int],
+                          new: dict[tuple[str, str], int]) -> list[FindingChange]:
+    out = []
+    for key in sorted(old.keys() | new.keys()):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        status = "added" if a is None else "removed" if b is None else "changed"
+        out.append(FindingChange(status, key[0], key[1], a, b))
+    return out
+
+
+# -- files --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Tree:
+    """One side's final filesystem as the file comparison needs it."""
+
+    index: dict[str, Node]
+    names: dict[int, list[str]]  # id(inode) -> its names, in path order
+    owner: dict[str, str]
+    wasted_paths: frozenset[str]
+
+
+def _tree(analysis: Analysis) -> _Tree:
+    index = analysis.fs.index()
+    owner: dict[str, str] = {}
+    if analysis.attribution is not None:
+        owner = _owners(analysis, index)
+    return _Tree(index, _inode_names(index), owner,
+                 frozenset(w.path for w in analysis.fs.wasted))
+
+
+def _inode_names(index: dict[str, Node]) -> dict[int, list[str]]:
+    names: dict[int, list[str]] = defaultdict(list)
+    for path, node in index.items():
+        if node.inode is not None:
+            names[id(node.inode)].append(path)
+    return names
+
+
+_EMPTY = object()
+
+
+def _owners(analysis: Analysis, index: dict[str, Node]) -> dict[str, str]:
+    """Who owns each path: attribution's owners of regular files, the symlinks and devices
+    one package claims, and directories whose every entry one package owns (catalogers do
+    not claim directories: many packages list /usr/lib)."""
+    assert analysis.attribution is not None
+    claims: dict[str, set[str]] = defaultdict(set)
+    for usage in analysis.attribution.packages:
+        for path in usage.package.files:  # already resolved by the catalogers
+            node = index.get(path)
+            if node is not None and node.type is not EntryType.FILE \
+                    and node.type is not EntryType.DIR:
+                claims[path].add(usage.key)
+    owners = {path: next(iter(keys)) for path, keys in claims.items() if len(keys) == 1}
+    owners.update(analysis.attribution.owner_of)
+    # Directories, bottom up without recursion: one owner below, or None (mixed/unowned).
+    below: dict[int, object] = {}
+    stack: list[tuple[str, Node, bool]] = [("", analysis.fs.root, False)]
+    while stack:
+        path, node, done = stack.pop()
+        assert node.children is not None
+        if not done:
+            stack.append((path, node, True))
+            stack.extend((f"{path}/{name}", child, False)
+                         for name, child in node.children.items()
+                         if child.type is EntryType.DIR)
+            continue
+        who: object = _EMPTY
+        for name, child in node.children.items():
+            w = below.pop(id(child)) if child.type is EntryType.DIR \
+                else owners.get(f"{path}/{name}")
+            if w is _EMPTY:
+                continue  # an empty directory says nothing
+            who = w if who is _EMPTY or who == w else None
+        below[id(node)] = who
+        if path and isinstance(who, str):
+            owners.setdefault(path, who)
+    return owners
+
+
+def _same_origin(a: Inode, b: Inode, shared: int) -> bool:
+    """Both versions are the bytes one shared layer shipped (identical on both sides)."""
+    return a.layer == b.layer and a.layer < shared
+
+
+def content_candidates(old: Analysis, new: Analysis, shared: int
+                       ) -> list[tuple[str, Node, Node]]:
+    """Regular files on both sides with the same size, written by different layers: the
+    files whose content only a hash can compare."""
+    new_index = new.fs.index()
+    out = []
+    for path, a in old.fs.index().items():
+        b = new_index.get(path)
+        if (b is not None and a.type is EntryType.FILE and b.type is EntryType.FILE
+                and a.inode is not None and b.inode is not None and a.size == b.size
+                and a.size and not _same_origin(a.inode, b.inode, shared)):
+            out.append((path, a, b))
+    return out
+
+
+def content_check(candidates: Sequence[tuple[str, Node, Node]], digests: dict[int, str],
+                  layers_read: tuple[tuple[str, int, int, int], ...]) -> ContentCheck:
+    hashed = identical = identical_bytes = 0
+    for _, a, b in candidates:
+        da, db = digests.get(id(a.inode)), digests.get(id(b.inode))
+        if da is not None and db is not None:
+            hashed += 1
+            if da == db:
+                identical += 1
+                identical_bytes += b.size
+    return ContentCheck(len(candidates), hashed, len(candidates) - hashed, identical,
+                        identical_bytes, layers_read)
+
+
+def compare_files(old: Analysis, new: Analysis, shared: int,
+                  digests: dict[int, str] | None = None) -> tuple[FileChange, ...]:
+    """Every path added, removed or changed, in `ls` order. `digests` maps id(inode) of
+    either side to the sha256 of its content, for the content candidates that were hashed."""
+    digests = digests or {}
+    t_old, t_new = _tree(old), _tree(new)
+    old_index, new_index = t_old.index, t_new.index
+    out: list[FileChange] = []
+    for path, a in old_index.items():
+        b = new_index.get(path)
+        if b is None:
+            out.append(FileChange(path, "removed", (), None, -_carried(path, a, t_old),
+                                  _state(path, a, t_old, digests), None,
+                                  path in t_new.wasted_paths))
+            continue
+        if _unchanged(a, b, t_old, t_new, shared):
+            continue  # most paths: decided without building anything
+        sa, sb = _state(path, a, t_old, digests), _state(path, b, t_new, digests)
+        changes, content = _differences(a, b, sa, sb, shared)
+        if changes:
+            out.append(FileChange(path, "changed", tuple(changes), content,
+                                  _carried(path, b, t_new) - _carried(path, a, t_old), sa, sb,
+                                  path in t_new.wasted_paths))
+    for path, b in new_index.items():
+        if path not in old_index:
+            out.append(FileChange(path, "added", (), None, _carried(path, b, t_new), None,
+                                  _state(path, b, t_new, digests), False))
+    out.sort(key=lambda c: _path_key(c.path))
+    return tuple(out)
+
+
+def _unchanged(a: Node, b: Node, t_old: _Tree, t_new: _Tree, shared: int) -> bool:
+    if (a.type is not b.type or a.mode != b.mode or a.uid != b.uid or a.gid != b.gid
+            or a.link_target != b.link_target or a.devmajor != b.devmajor
+            or a.devminor != b.devminor or a.xattrs != b.xattrs):
+        return False
+    if a.inode is None or b.inode is None:
+        return a.inode is b.inode
+    na, nb = t_old.names[id(a.inode)], t_new.names[id(b.inode)]
+    if len(na) != len(nb) or na[0] != nb[0]:
+        return False
+    return a.type is not EntryType.FILE or (
+        a.inode.size == b.inode.size
+        and (not a.inode.size or _same_origin(a.inode, b.inode, shared)))
+
+
+def _differences(a: Node, b: Node, sa: FileState, sb: FileState, shared: int
+                 ) -> tuple[list[str], str | None]:
+    if sa.type != sb.type:
+        return ["type"], None
+    changes: list[str] = []
+    content: str | None = None
+    if a.type is EntryType.FILE:
+        assert a.inode is not None and b.inode is not None
+        if sa.size != sb.size:
+            content = "differs"
+            changes += ["content", "size"]
+        elif not sa.size or _same_origin(a.inode, b.inode, shared):
+            content = "same"
+        elif sa.digest is not None and sb.digest is not None:
+            content = "same" if sa.digest == sb.digest else "differs"
+            if content == "differs":
+                changes.append("content")
+        else:
+            content = "unknown"
+            changes.append("rewritten")
+    for name in ("mode", "uid", "gid", "link_target"):
+        if getattr(sa, name) != getattr(sb, name):
+            changes.append(name)
+    if (sa.devmajor, sa.devminor) != (sb.devmajor, sb.devminor):
+        changes.append("device")
+    if sa.xattrs != sb.xattrs:
+        changes.append("xattrs")
+    if sa.links != sb.links:
+        changes.append("links")
+    if sa.hardlink_of != sb.hardlink_of:
+        changes.append("hardlink")
+    return changes, content
+
+
+def _state(path: str, node: Node, tree: _Tree, digests: dict[int, str]) -> FileState:
+    names = tree.names.get(id(node.inode), ()) if node.inode is not None else ()
+    first = names[0] if names else path
+    is_file = node.type is EntryType.FILE
+    return FileState(
+        type=node.type.value,
+        size=node.size if is_file else 0,
+        mode=node.mode, uid=node.uid, gid=node.gid,
+        link_target=node.link_target,
+        devmajor=node.devmajor, devminor=node.devminor,
+        xattrs=tuple(sorted(node.xattrs)),
+        layer=node.layer,
+        links=max(1, len(names)),
+        hardlink_of=first if first != path else None,
+        digest=digests.get(id(node.inode)) if is_file and node.inode is not None else None,
+        owner=tree.owner.get(path),
+    )
+
+
+def _carried(path: str, node: Node | None, tree: _Tree) -> int:
+    """A file's bytes, on the first of its names only: sums match final_bytes."""
+    if node is None or node.type is not EntryType.FILE or node.inode is None:
+        return 0
+    names = tree.names.get(id(node.inode))
+    return node.inode.size if not names or names[0] == path else 0
+
+
+def _path_key(path: str) -> tuple[bytes, ...]:
+    # The order of `ls` and Overlay.iter_nodes: depth first, names by their bytes.
+    return tuple(p.encode("utf-8", "surrogateescape") for p in path.split("/"))
+
+
+def group_by_directory(changes: Sequence[FileChange], limit: int = 30) -> list[DirSummary]:
+    """File changes rolled up into at most about `limit` directories: the deepest level at
+    which they fit (the top level if nothing else does), so 50,000 changes stay readable."""
+    if not changes:
+        return []
+    parents = []
+    for c in changes:
+        state = c.new or c.old
+        # An added or removed directory counts in its own group: a new tree is one row.
+        tree = c.status != "changed" and state is not None and state.type == "dir"
+        where = c.path if tree else posixpath.dirname(c.path)
+        parts = where.strip("/").split("/")
+        parents.append([] if parts == [""] else parts)
+    depth = max(len(p) for p in parents)
+    while depth > 1 and len({tuple(p[:depth]) for p in parents}) > limit:
+        depth -= 1
+    groups: dict[str, list[int]] = {}
+    for change, parts in zip(changes, parents, strict=True):
+        key = "/" + "/".join(parts[:depth])
+        g = groups.setdefault(key, [0, 0, 0, 0])
+        g[("added", "removed", "changed").index(change.status)] += 1
+        g[3] += change.bytes_delta
+    return [DirSummary(path, *g) for path, g in sorted(groups.items(),
+                                                        key=lambda kv: _path_key(kv[0]))]
+
+
+# -- the whole comparison -----------------------------------------------------------------------
+
+
+def side_of(analysis: Analysis) -> Side:
+    s = analysis.summary
+    attr = analysis.attribution
+    return Side(
+        source_format=analysis.ref.source_format, tags=analysis.ref.tags,
+        manifest_digest=analysis.ref.manifest_digest, config_digest=analysis.ref.config_digest,
+        platform=analysis.ref.platform, layers=len(analysis.layers),
+        sizes=Sizes(s.final_bytes, s.final_files, s.shipped_bytes, s.layer_bytes,
+                    s.compressed_bytes, s.wasted_bytes, s.efficiency, s.dive_efficiency,
+                    attr.owned_bytes if attr else None, attr.unowned_bytes if attr else None),
+    )
+
+
+def breakdown(old: Analysis, new: Analysis,
+              packages: Sequence[PackageChange] | None) -> Breakdown:
+    so, sn = old.summary, new.summary
+    cataloged = old.attribution is not None and new.attribution is not None
+    per_package = tuple(sorted(((c.new_key or c.old_key or "", c.bytes_delta)
+                                for c in packages or () if c.bytes_delta),
+                               key=lambda kv: (-abs(kv[1]), kv[0])))
+    old_ids = {_layer_id(layer) for layer in old.layers}
+    pull: dict[str | None, int] = {}
+    for layer in new.layers:
+        if _layer_id(layer) not in old_ids:
+            pull[_layer_id(layer) or f"#{layer.index}"] = layer.compressed_size
+    return Breakdown(
+        total=sn.layer_bytes - so.layer_bytes,
+        packages=per_package,
+        packages_total=(new.attribution.owned_bytes - old.attribution.owned_bytes
+                        if cataloged else None),  # type: ignore[union-attr]
+        unowned=(new.attribution.unowned_bytes - old.attribution.unowned_bytes
+                 if cataloged else None),  # type: ignore[union-attr]
+        files=sn.final_bytes - so.final_bytes,
+        wasted=(sn.shipped_bytes - sn.final_bytes) - (so.shipped_bytes - so.final_bytes),
+        overhead=(sn.layer_bytes - sn.shipped_bytes) - (so.layer_bytes - so.shipped_bytes),
+        compressed=sn.compressed_bytes - so.compressed_bytes,
+        pull_bytes=sum(pull.values()),
+    )
+
+
+def compare(old: Analysis, new: Analysis, *, sections: Sequence[str] = SECTIONS,
+            digests: dict[int, str] | None = None,
+            layers_read: tuple[tuple[str, int, int, int], ...] = (),
+            read: ReadCost | None = None,
+            candidates: Sequence[tuple[str, Node, Node]] | None = None) -> ImageDiff:
+    """The comparison of two analyses (pure). `digests` maps id(inode) to sha256 for the
+    content candidates that were hashed (`layers_read` says how); without them, same-size
+    files written by different layers are reported with content "unknown"."""
+    shared = shared_prefix([_layer_id(x) for x in old.layers], [_layer_id(x) for x in new.layers])
+    packages = unchanged = None
+    if "packages" in sections and old.attribution is not None and new.attribution is not None:
+        packages, unchanged = compare_packages(old.attribution, new.attribution)
+    content = None
+    if "files" in sections:
+        if candidates is None:
+            candidates = content_candidates(old, new, shared)
+        content = content_check(candidates, digests or {}, layers_read)
+    return ImageDiff(
+        old=side_of(old), new=side_of(new), sections=tuple(s for s in SECTIONS if s in sections),
+        layers=compare_layers(old.layers, new.layers) if "layers" in sections else None,
+        config=compare_config(old.config, new.config) if "config" in sections else None,
+        files=compare_files(old, new, shared, digests) if "files" in sections else None,
+        packages=packages, unchanged_packages=unchanged or 0,
+        findings=compare_findings(old, new) if "findings" in sections else None,
+        breakdown=breakdown(old, new, packages),
+        content=content, read=read,
+        warnings=tuple([(OLD, w) for w in old.warnings] + [(NEW, w) for w in new.warnings]),
+    )
+
+
+# -- reading a pair -----------------------------------------------------------------------------
+
+
+def diff(
+    old_source: str | os.PathLike[str],
+    new_source: str | os.PathLike[str],
+    *,
+    old_image: str | None = None,
+    new_image: str | None = None,
+    old_platform: str | None = None,
+    new_platform: str | None = None,
+    verify: bool = True,
+    sections: Sequence[str] = SECTIONS,
+    hash_content: bool = True,
+    reuse_shared: bool = True,
+    stdin: BinaryIO | None = None,
+    progress: Progress | None = None,
+    post_analysis: PostAnalysis | None = None,
+) -> ImageDiff:
+    """Read both images (any input format each) and compare them.
+
+    `sections` limits the work too: config alone reads no layer, files without packages runs
+    no cataloger. `reuse_shared=False` reads every layer of both images (for measuring)."""
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown:
+        raise ImgscopeError(f"unknown diff section {unknown[0]!r} (have: {', '.join(SECTIONS)})")
+    if os.fspath(old_source) == "-" and os.fspath(new_source) == "-":
+        raise ImgscopeError("only one of OLD and NEW can be standard input")
+    with _Pair(verify, catalog="packages" in sections or "findings" in sections) as pair:
+        pair.open(OLD, old_source, old_image, old_platform, stdin)
+        pair.open(NEW, new_source, new_image, new_platform, stdin)
+        if not {"layers", "files", "packages", "findings"} & set(sections):
+            return pair.config_only(sections)
+        old, new, read = pair.analyze(reuse_shared, progress)
+        candidates = []
+        if "files" in sections:
+            candidates = content_candidates(old, new, read.shared_prefix)
+        digests, layers_read = pair.finish(old, new, candidates if hash_content else [],
+                                           read.shared_prefix, post_analysis)
+        pair.verify_replayed()  # last: hashing the replayed copies overlapped all of the above
+        return compare(old, new, sections=sections, digests=digests, layers_read=layers_read,
+                       read=read, candidates=candidates)
+
+
+@dataclass
+class _SideIO:
+    name: str
+    capture: Capture
+    container: Container | None = None
+    resolved: ResolvedImage | None = None
+
+
+class _Pair:
+    """Both images open at once, each with its own capture and spool."""
+
+    def __init__(self, verify: bool, catalog: bool) -> None:
+        self.verify = verify
+        self.catalogers = all_catalogers() if catalog else []
+        patterns = [p for c in self.catalogers for p in c.content_patterns]
+        executables = any(c.wants_executables for c in self.catalogers)
+        self.sides = {
+            name: _SideIO(name, Capture(compile_patterns(patterns), executables=executables,
+                                        spool=Spool() if executables else None))
+            for name in (OLD, NEW)
+        }
+        self._hashers: list[RegionHasher | _ForkedHashes] = []
+        self._replayed: tuple[_SideIO, _Replayer, Analysis] | None = None
+
+    def __enter__(self) -> _Pair:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for hasher in self._hashers:
+            hasher.close()
+        for side in self.sides.values():
+            if side.container is not None:
+                side.container.close()
+            if side.capture.spool is not None:
+                side.capture.spool.close()
+
+    def open(self, name: str, source, image: str | None, platform: str | None,
+             stdin: BinaryIO | None) -> None:
+        side = self.sides[name]
+        try:
+            side.container = open_container(os.fspath(source), side.capture, self.verify,
+                                            stdin=stdin)
+            side.resolved = resolve_image(side.container, image, platform, self.verify)
+        except ImgscopeError as exc:
+            raise type(exc)(f"{name} image: {exc}") from None
+
+    def config_only(self, sections: Sequence[str]) -> ImageDiff:
+        ro, rn = self.sides[OLD].resolved, self.sides[NEW].resolved
+        assert ro is not None and rn is not None
+        return ImageDiff(
+            old=_side_of_resolved(ro), new=_side_of_resolved(rn),
+            sections=tuple(s for s in SECTIONS if s in sections),
+            config=compare_config(ro.config, rn.config),
+            warnings=tuple([(OLD, w) for w in ro.warnings] + [(NEW, w) for w in rn.warnings]),
+        )
+
+    # -- pass one: both analyses, the shared prefix walked once -------------------------------
+
+    def analyze(self, reuse: bool, progress: Progress | None
+                ) -> tuple[Analysis, Analysis, ReadCost]:
+        """Both overlays (not cataloged yet: see finish)."""
+        old, new = self.sides[OLD], self.sides[NEW]
+        assert old.resolved is not None and new.resolved is not None
+        common = shared_prefix(old.resolved.config.diff_ids, new.resolved.config.diff_ids)
+        common = min(common, len(old.resolved.layers), len(new.resolved.layers))
+        shared = common
+        if reuse and shared and self._reusable(old) and self._reusable(new):
+            first, second = self._order(shared)
+        else:
+            first, second, shared = old, new, 0
+        recorder = _Recorder(first, shared, self.verify)
+        # The first side's shared layers are hashed as api._analyze_resolved hashes layers
+        # (a child process, ahead of the walk); the second side's copies by another child,
+        # hash only, never walked.
+        readers = [layer.reader for layer in recorder.layers.values()]
+        regions = [(r, region) for r in readers for region in [r.hash_region()]
+                   if region is not None]
+        self._hashers.append(RegionHasher([region for _, region in regions]))
+        for (reader, _), digest in zip(regions, pending_digests(self._hashers[-1], len(regions)),
+                                       strict=True):
+            reader.set_pending_digest(digest)
+        second_names: list[str] = []
+        jobs: list[tuple[Blob, bool]] = []
+        if shared and self.verify:
+            first_refs = first.resolved.layers  # type: ignore[union-attr]
+            for i, ref in enumerate(second.resolved.layers[:shared]):  # type: ignore[union-attr]
+                if ref.name in second_names:
+                    continue
+                blob = second.container.blob(ref.name)  # type: ignore[union-attr]
+                if _same_region(blob, recorder.layers[first_refs[i].name].reader.blob):
+                    continue  # one archive, one member: its bytes are verified once
+                second_names.append(ref.name)
+                # Both manifests name the same compressed blob: the sha256 of the bytes as
+                # stored proves this copy is the first side's (checked in _ReplayedLayer),
+                # without inflating it.
+                same_blob = ref.digest is not None and ref.digest == first_refs[i].digest
+                jobs.append((blob, same_blob and _compression(blob) != "none"))
+        verifier = _ForkedHashes(jobs)
+        self._hashers.append(verifier)
+        pending = {name: _PendingRead(verifier, i) for i, name in enumerate(second_names)}
+        analyses: dict[str, Analysis] = {}
+        analyses[first.name] = self._analyze_side(first, recorder, progress)
+        replayer = _Replayer(second, first, recorder, shared, pending)
+        analyses[second.name] = self._analyze_side(second, replayer, progress)
+        self._replayed = (second, replayer, analyses[second.name])
+        replayed = [analyses[first.name].layers[i].uncompressed_size for i in range(shared)]
+        read = ReadCost(common, first.name if shared else None, shared, sum(replayed),
+                        self.verify, sum(blob.size for blob, _ in jobs))
+        return analyses[OLD], analyses[NEW], read
+
+    def verify_replayed(self) -> None:
+        """Check the second side's copies of the shared layers against their diff_ids and
+        blob digests, as api._check_layer checks a layer it walked, and put their own
+        measurements in the analysis."""
+        if self._replayed is None:
+            return
+        side, replayer, analysis = self._replayed
+        assert side.resolved is not None
+        config = side.resolved.config
+        for index, ref in enumerate(side.resolved.layers):
+            layer = replayer.layers.get(ref.name)
+            if layer is None or not self.verify:
+                continue
+            own = layer.verify()
+            claimed = config.diff_ids[index] if index < len(config.diff_ids) else None
+            try:
+                _check_layer(index, ref.name, ref.digest, claimed, own)
+            except ImgscopeError as exc:
+                raise type(exc)(f"{side.name} image: {exc}") from None
+            analysis.layers[index] = replace(
+                analysis.layers[index], measured_diff_id=own.diff_id,
+                blob_digest=ref.digest or own.blob_digest, compression=own.compression,
+                compressed_size=own.compressed_size)
+
+    @staticmethod
+    def _reusable(side: _SideIO) -> bool:
+        # A stream (stdin, compressed archive) read every layer already; nothing to save.
+        assert side.container is not None and side.resolved is not None
+        return not side.resolved.layers or \
+            side.container.preread(side.resolved.layers[0].name) is None
+
+    def _rereadable(self, name: str) -> bool:
+        return self._reusable(self.sides[name])
+
+    def _order(self, shared: int) -> tuple[_SideIO, _SideIO]:
+        """Walk the shared layers where that is cheapest: an uncompressed seekable copy is
+        walked by seeking over contents; a compressed one must be inflated either way."""
+        old, new = self.sides[OLD], self.sides[NEW]
+
+        def compressed(side: _SideIO) -> int:
+            total = 0
+            for ref in side.resolved.layers[:shared]:  # type: ignore[union-attr]
+                blob = side.container.blob(ref.name)  # type: ignore[union-attr]
+                if _compression(blob) != "none":
+                    total += blob.size
+            return total
+
+        return (new, old) if compressed(new) < compressed(old) else (old, new)
+
+    def _analyze_side(self, side: _SideIO, container: Container,
+                      progress: Progress | None) -> Analysis:
+        assert side.resolved is not None
+        shown = None
+        if progress is not None:
+            def shown(index: int, count: int, name: str) -> None:
+                progress(index, count, f"{side.name}: {name}")
+        try:
+            return _analyze_resolved(container, side.resolved, side.capture, self.verify, shown)
+        except ImgscopeError as exc:
+            raise type(exc)(f"{side.name} image: {exc}") from None
+
+    def finish(self, old: Analysis, new: Analysis,
+               candidates: Sequence[tuple[str, Node, Node]], shared: int,
+               post_analysis: PostAnalysis | None
+               ) -> tuple[dict[int, str], tuple[tuple[str, int, int, int], ...]]:
+        """Catalog both images and hash the content candidates (pass two). NEW's catalogers
+        and the hashing run in a forked child while this process catalogs OLD: the two
+        slowest steps after reading, on two cores. Only packages and digests come back."""
+        plan = self._digest_plan(old, new, candidates, shared)
+        catalog = bool(self.catalogers)
+
+        def in_child() -> tuple[tuple[Attribution, list[str]] | None, dict]:
+            found = _attribution(new, all_catalogers()) if catalog else None
+            return found, self._read_digests(plan)
+
+        helper = _InChild(in_child) if catalog else None
+        reads = self._read_digests(plan) if helper is None else None
+        old_found = _attribution(old, self.catalogers) if catalog else None
+        new_found = None
+        if helper is not None:
+            new_found, reads = helper.result()
+        assert reads is not None
+        for analysis, found in ((old, old_found), (new, new_found)):
+            side = self.sides[OLD if analysis is old else NEW]
+            if found is not None:
+                analysis.attribution, warnings = found
+                analysis.warnings.extend(Warning_("catalog", w) for w in warnings)
+                spool = side.capture.spool
+                if spool is not None and spool.skipped:
+                    analysis.warnings.append(Warning_(
+                        "spool-limit", f"{spool.skipped} executables were not inspected "
+                                       "(spool limit reached)"))
+            if post_analysis is not None:
+                post_analysis(analysis, OverlayFileView(analysis.fs))
+        return self._apply_digests(plan, reads)
+
+    # -- pass two: hash the files metadata cannot decide ---------------------------------------
+
+    def _digest_plan(self, old: Analysis, new: Analysis,
+                     candidates: Sequence[tuple[str, Node, Node]], shared: int) -> _DigestPlan:
+        """Which layers to read again for the candidates' bytes, and which names to hash in
+        each: every layer once, a shared layer once for both sides."""
+        plan = _DigestPlan()
+        if not candidates:
+            return plan
+        names = {OLD: _inode_names(old.fs.index()), NEW: _inode_names(new.fs.index())}
+        # A shared layer is the same bytes on both sides: read the cheaper copy (an
+        # uncompressed one is walked by seeking), never a stream's (it cannot be read again).
+        shared_from = self._cheaper_copy()
+        for _, a, b in candidates:
+            for side, node in ((OLD, a), (NEW, b)):
+                inode = node.inode
+                assert inode is not None
+                key = (shared_from if inode.layer < shared else side, inode.layer)
+                inode_names = names[side].get(id(inode), [])
+                plan.paths[key].update(inode_names)
+                plan.inodes[key].append((id(inode), inode_names))
+        return plan
+
+    def _cheaper_copy(self) -> str:
+        usable = [n for n in (OLD, NEW) if self._rereadable(n)] or [OLD]
+        for name in usable:
+            side = self.sides[name]
+            assert side.container is not None and side.resolved is not None
+            if side.resolved.layers and \
+                    _compression(side.container.blob(side.resolved.layers[0].name)) == "none":
+                return name
+        return usable[0]
+
+    def _read_digests(self, plan: _DigestPlan) -> dict[tuple[str, int], tuple[dict, int]]:
+        """sha256 of the planned files: (side, layer) -> ({path: digest}, layer bytes)."""
+        out = {}
+        for (side_name, layer), paths in sorted(plan.paths.items()):
+            side = self.sides[side_name]
+            assert side.container is not None and side.resolved is not None
+            if not self._rereadable(side_name):
+                continue  # read from a stream: the bytes cannot be read again
+            ref = side.resolved.layers[layer]
+            reader = LayerReader(side.container.blob(ref.name), layer,
+                                 Capture(None, digest_paths=frozenset(paths)), verify=False)
+            for _ in reader.entries():
+                pass
+            out[(side_name, layer)] = (reader.result.digests, reader.result.uncompressed_size)
+        return out
+
+    @staticmethod
+    def _apply_digests(plan: _DigestPlan, reads: dict[tuple[str, int], tuple[dict, int]]
+                       ) -> tuple[dict[int, str], tuple[tuple[str, int, int, int], ...]]:
+        digests: dict[int, str] = {}
+        layers_read = []
+        for key, (found, size) in sorted(reads.items()):
+            for inode_id, names in plan.inodes[key]:
+                for name in names:
+                    if name in found:
+                        digests[inode_id] = found[name]
+                        break
+            layers_read.append((key[0], key[1], len(found), size))
+        return digests, tuple(layers_read)
+
+
+@dataclass
+class _DigestPlan:
+    paths: dict[tuple[str, int], set[str]] = field(default_factory=lambda: defaultdict(set))
+    inodes: dict[tuple[str, int], list[tuple[int, list[str]]]] = field(
+        default_factory=lambda: defaultdict(list))
+
+
+class _InChild:
+    """Run a function in a forked child; its pickled result (or exception) comes back over
+    a pipe. The child sees this process's overlays and open archives as they are at fork
+    time; nothing it does reaches back. Inline where fork is missing."""
+
+    def __init__(self, func: Callable[[], object]) -> None:
+        self._value: object = None
+        self._pid = 0
+        if not hasattr(os, "fork"):  # pragma: no cover - every POSIX system has fork
+            self._value = _outcome(func)
+            return
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            status = 0
+            try:
+                os.close(read_end)
+                data = pickle.dumps(_outcome(func))
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(write_end, view):]
+            except BaseException:
+                status = 1
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        self._pid, self._read_end = pid, read_end
+
+    def result(self):
+        if self._pid:
+            chunks = []
+            while chunk := os.read(self._read_end, 1 << 20):
+                chunks.append(chunk)
+            os.close(self._read_end)
+            os.waitpid(self._pid, 0)
+            self._pid = 0
+            if not chunks:
+                raise CorruptInput("the helper process ended without a result")
+            self._value = pickle.loads(b"".join(chunks))
+        kind, value = self._value  # type: ignore[misc]
+        if kind == "error":
+            raise value
+        return value
+
+
+def _outcome(func: Callable[[], object]) -> tuple[str, object]:
+    try:
+        return "ok", func()
+    except Exception as exc:
+        try:
+            pickle.dumps(exc)
+        except Exception:
+            exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+        return "error", exc
+
+
+def _attribution(analysis: Analysis, catalogers: Sequence[Cataloger]
+                 ) -> tuple[Attribution, list[str]]:
+    """What api.analyze does after reading (kept in step with it), without touching the
+    analysis, so that it can run in a child: the attribution and the catalog warnings."""
+    packages, warnings = run_catalogers(catalogers, analysis.fs)
+    result = attribute(analysis.fs, packages, analysis.fs.wasted, len(analysis.layers))
+    db_catalogers = [c for c in catalogers if c.name in HISTORY_CATALOGERS]
+    record_layer_changes(result, db_catalogers, analysis.captured_history, analysis.fs.wasted)
+    return result, [*warnings, *result.warnings]
+
+
+def _side_of_resolved(resolved: ResolvedImage) -> Side:
+    return Side(resolved.source_format, resolved.tags, resolved.manifest_digest,
+                resolved.config_digest, resolved.platform, len(resolved.layers), None)
+
+
+def _same_region(a: Blob, b: Blob) -> bool:
+    """Both blobs are one region of one file (two images of one archive, or an archive
+    compared with itself)."""
+    if a.fd is None or b.fd is None or (a.offset, a.size) != (b.offset, b.size):
+        return False
+    sa, sb = os.fstat(a.fd), os.fstat(b.fd)
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def _compression(blob: Blob) -> str:
+    if blob.fd is not None:
+        return sniff_compression(FileRegion(blob.fd, blob.offset, blob.size).read(8))
+    return sniff_compression(blob.head)
+
+
+def _hash_only(blob: Blob, raw_only: bool = False) -> LayerRead:
+    """Verify a layer copy without walking it: its diff_id and blob digest; with `raw_only`
+    the blob digest alone (diff_id None), for a copy claimed to be a blob already verified."""
+    compression = _compression(blob)
+    if raw_only and blob.fd is not None:
+        digest, done = hash_region(blob.fd, blob.offset, blob.size)
+        return LayerRead(compression, done, 0, None, digest)
+    if blob.fd is not None and compression == "none":
+        digest, done = hash_region(blob.fd, blob.offset, blob.size)
+        if done != blob.size:
+            raise CorruptInput(f"layer {blob.name} is truncated")
+        return LayerRead("none", blob.size, blob.size, digest, digest)
+    if blob.fd is not None:
+        raw: Iterator[bytes] = file_chunks(blob.fd, blob.offset, blob.size)
+    else:
+        assert blob.chunks is not None
+        raw = _prepend(blob.head, blob.chunks)
+    decoder = HashingDecoder(raw, compression, hash_raw=compression != "none", threaded=False)
+    for _ in decoder.chunks():
+        pass
+    diff_id = "sha256:" + decoder.decoded_digest.hexdigest()
+    blob_digest = ("sha256:" + decoder.raw_digest.hexdigest()
+                   if decoder.raw_digest is not None else diff_id)
+    return LayerRead(compression, decoder.raw_size, decoder.decoded_size, diff_id, blob_digest)
+
+
+def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if head:
+        yield head
+    yield from rest
+
+
+class _Delegate:
+    """A Container seen through a wrapper: only `preread` changes."""
+
+    def __init__(self, side: _SideIO) -> None:
+        assert side.container is not None and side.resolved is not None
+        self.inner = side.container
+        self.resolved = side.resolved
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def blob(self, name: str) -> Blob:
+        return self.inner.blob(name)
+
+
+class _RecordedLayer:
+    """A shared layer read once: iterating it the first time walks the blob and records its
+    entries; any later iteration (a second position of the same blob) replays them."""
+
+    def __init__(self, blob: Blob, index: int, label: str, capture: Capture,
+                 verify: bool) -> None:
+        self.reader = LayerReader(blob, index, capture, verify)
+        self.label = label
+        self.entries: list[LayerEntry] | None = None
+
+    def __iter__(self) -> Iterator[LayerEntry]:
+        if self.entries is not None:
+            yield from self.entries
+            return
+        recorded: list[LayerEntry] = []
+        try:
+            for entry in self.reader.entries():
+                recorded.append(entry)
+                yield entry
+        except (CorruptInput, LimitExceeded) as exc:
+            raise type(exc)(f"layer {self.reader.index} ({self.label}): {exc}") from None
+        self.entries = recorded
+
+
+class _Recorder(_Delegate):
+    """The first side: its shared layers are read through here and their entries kept."""
+
+    def __init__(self, side: _SideIO, shared: int, verify: bool) -> None:
+        super().__init__(side)
+        self.layers: dict[str, _RecordedLayer] = {}
+        for index, ref in enumerate(self.resolved.layers[:shared]):
+            if ref.name in self.layers:
+                continue
+            layer = _RecordedLayer(self.inner.blob(ref.name), index, ref.digest or ref.name,
+                                   side.capture, verify)
+            self.layers[ref.name] = layer
+
+    def preread(self, name: str):
+        layer = self.layers.get(name)
+        if layer is None:
+            return self.inner.preread(name)
+        return layer, layer.reader.result
+
+
+class _ReplayedLayer:
+    """A shared layer of the second side: the first side's entries. Its LayerRead holds the
+    first side's measurements until `verify` (after cataloging, so that hashing this copy
+    overlaps with everything else) puts this copy's own in, or refuses it."""
+
+    def __init__(self, source: _RecordedLayer, read: LayerRead,
+                 pending: _PendingRead | None, blob: Blob) -> None:
+        self.source = source
+        self.read = read
+        self.pending = pending
+        self.blob = blob
+
+    def __iter__(self) -> Iterator[LayerEntry]:
+        if self.source.entries is None:
+            raise AssertionError("shared layer replayed before it was read")
+        yield from self.source.entries
+        first = self.source.reader.result
+        read = self.read
+        read.compression, read.compressed_size = _compression(self.blob), self.blob.size
+        read.uncompressed_size, read.diff_id = first.uncompressed_size, first.diff_id
+        read.blob_digest = None  # not measured yet: see verify
+        # Properties of the uncompressed stream: equal once the diff_ids match.
+        read.trailing_bytes, read.end = first.trailing_bytes, first.end
+        read.findings = list(first.findings)
+
+    def verify(self) -> LayerRead:
+        """This copy's own digests (hash-only, from the verifier child)."""
+        first = self.source.reader.result
+        if self.pending is None:  # the very bytes the first side read (same file region)
+            return replace(first, findings=[], digests={})
+        own = self.pending.result()
+        if own.diff_id is None:
+            if own.blob_digest == first.blob_digest and first.diff_id is not None:
+                # byte for byte the blob the first side inflated and verified
+                own.diff_id, own.uncompressed_size = first.diff_id, first.uncompressed_size
+            else:
+                own = _hash_only(self.blob)
+        return own
+
+
+class _Replayer(_Delegate):
+    def __init__(self, side: _SideIO, first: _SideIO, recorder: _Recorder, shared: int,
+                 pending: dict[str, _PendingRead]) -> None:
+        super().__init__(side)
+        assert first.resolved is not None
+        # this side's blob name -> the first side's blob name at the same position
+        self.source = {ref.name: first.resolved.layers[i].name
+                       for i, ref in enumerate(self.resolved.layers[:shared])}
+        self.recorder = recorder
+        self.pending = pending
+        self.layers: dict[str, _ReplayedLayer] = {}
+
+    def preread(self, name: str):
+        if name not in self.source:
+            return self.inner.preread(name)
+        layer = self.layers.get(name)
+        if layer is None:
+            source = self.recorder.layers[self.source[name]]
+            layer = _ReplayedLayer(source, LayerRead(), self.pending.get(name),
+                                   self.inner.blob(name))
+            self.layers[name] = layer
+        return layer, layer.read
+
+
+class _ForkedHashes:
+    """Hash-only verification of layer blobs (`_hash_only`) in one forked child, in order.
+
+    A child process, not a thread, for the reason streams.RegionHasher gives: a hashing
+    thread makes every pread of the tar walk wait for the GIL. Results come back one JSON
+    line per blob; an error in the child is raised again here, when that blob is asked for.
+    Threads where fork is missing."""
+
+    def __init__(self, blobs: Sequence[tuple[Blob, bool]]) -> None:
+        """`blobs`: (blob, raw_only) pairs, see _hash_only."""
+        self._results: dict[int, list] = {}
+        self._buffer = b""
+        self._pid = 0
+        self._futures: list[Future[LayerRead]] | None = None
+        if not blobs:
+            return
+        if not hasattr(os, "fork"):  # pragma: no cover - every POSIX system has fork
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diff-verify")
+            self._futures = [pool.submit(_hash_only, *job) for job in blobs]
+            pool.shutdown(wait=False)
+            return
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: hash, report, leave without running any cleanup
+            status = 0
+            try:
+                os.close(read_end)
+                for index, (blob, raw_only) in enumerate(blobs):
+                    try:
+                        r = _hash_only(blob, raw_only)
+                        item = [index, "ok", r.compression, r.compressed_size,
+                                r.uncompressed_size, r.diff_id, r.blob_digest]
+                    except ImgscopeError as exc:
+                        item = [index, type(exc).__name__, str(exc)]
+                    os.write(write_end, json.dumps(item).encode() + b"\n")
+            except BaseException:
+                status = 1
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        self._pid, self._read_end = pid, read_end
+
+    def result(self, index: int) -> LayerRead:
+        if self._futures is not None:  # pragma: no cover
+            return self._futures[index].result()
+        while index not in self._results:
+            chunk = os.read(self._read_end, 4096)
+            if not chunk:
+                raise CorruptInput("layer verification stopped before it finished")
+            self._buffer += chunk
+            *lines, self._buffer = self._buffer.split(b"\n")
+            for line in lines:
+                item = json.loads(line)
+                self._results[item[0]] = item
+        item = self._results[index]
+        if item[1] != "ok":
+            raise getattr(errors, item[1], CorruptInput)(item[2])
+        return LayerRead(*item[2:7])
+
+    def close(self) -> None:
+        if self._pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._pid, 9)
+            os.waitpid(self._pid, 0)
+            os.close(self._read_end)
+            self._pid = 0
+
+
+class _PendingRead:
+    def __init__(self, hashes: _ForkedHashes, index: int) -> None:
+        self._hashes, self._index = hashes, index
+
+    def result(self) -> LayerRead:
+        return self._hashes.result(self._index)
