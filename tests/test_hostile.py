@@ -218,22 +218,34 @@ def test_nothing_is_written_anywhere(name: str, built, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- resources
 
 
+# ru_maxrss survives exec: a child forked from this pytest process (hundreds of MB late in a
+# full run) would report at least pytest's size. A small launcher process spawns imgscope, so
+# the fork that precedes imgscope's exec copies only the launcher's few MB.
+_LAUNCHER = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as out:
+    out.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}")
+"""
+
+
 def run_measured(
     argv: list[str], out: Path, stdin_path: Path | None = None
 ) -> tuple[int, int, bytes]:
-    """(exit status, peak RSS in bytes, stderr) of `python -m imgscope ARGV` as a child;
-    its standard output goes to `out`."""
+    """(exit status, peak RSS in bytes, stderr) of `python -m imgscope ARGV` as a grandchild
+    (see _LAUNCHER); its standard output goes to `out`."""
+    report = out.with_suffix(".rusage")
     with open(stdin_path or os.devnull, "rb") as stdin, open(out, "wb") as stdout:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "imgscope", *argv], stdin=stdin, stdout=stdout,
-            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        proc = subprocess.run(
+            [sys.executable, "-c", _LAUNCHER, str(report),
+             sys.executable, "-m", "imgscope", *argv],
+            stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, check=False,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
-        assert proc.stderr is not None
-        err = proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        proc.stderr.close()
-    return proc.returncode, usage.ru_maxrss * 1024, err  # ru_maxrss is in KiB on Linux
+    assert proc.returncode == 0, proc.stderr
+    code, maxrss = report.read_text().split()
+    return int(code), int(maxrss) * 1024, proc.stderr  # ru_maxrss is in KiB on Linux
 
 
 BOMB_RSS_LIMIT = 150 << 20
