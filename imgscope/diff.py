@@ -44,7 +44,14 @@ from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 
 from imgscope import errors
-from imgscope.api import Analysis, Progress, _analyze_resolved, _check_layer, run_catalogers
+from imgscope.api import (
+    Analysis,
+    Progress,
+    _advice_patterns,
+    _analyze_resolved,
+    _check_layer,
+    run_catalogers,
+)
 from imgscope.archive.container import Container, open_container
 from imgscope.archive.image import ResolvedImage, resolve_image
 from imgscope.archive.layer import Blob, Capture, LayerRead, LayerReader, Spool
@@ -797,7 +804,8 @@ def diff(
         raise ImgscopeError(f"unknown diff section {unknown[0]!r} (have: {', '.join(SECTIONS)})")
     if os.fspath(old_source) == "-" and os.fspath(new_source) == "-":
         raise ImgscopeError("only one of OLD and NEW can be standard input")
-    with _Pair(verify, catalog="packages" in sections or "findings" in sections) as pair:
+    catalog = "packages" in sections or "findings" in sections
+    with _Pair(verify, catalog, advise=catalog and "findings" in sections) as pair:
         pair.open(OLD, old_source, old_image, old_platform, stdin)
         pair.open(NEW, new_source, new_image, new_platform, stdin)
         if not {"layers", "files", "packages", "findings"} & set(sections):
@@ -824,10 +832,18 @@ class _SideIO:
 class _Pair:
     """Both images open at once, each with its own capture and spool."""
 
-    def __init__(self, verify: bool, catalog: bool) -> None:
+    def __init__(self, verify: bool, catalog: bool, advise: bool) -> None:
         self.verify = verify
+        self.advise = advise
         self.catalogers = all_catalogers() if catalog else []
+        # The files api.analyze keeps, for the same stages (kept in step with it).
         patterns = [p for c in self.catalogers for p in c.content_patterns]
+        if catalog:
+            from imgscope.analyze.closure import CONTENT_PATTERNS as CLOSURE_PATTERNS
+
+            patterns.extend(CLOSURE_PATTERNS)
+        if advise:
+            patterns.extend(_advice_patterns())
         executables = any(c.wants_executables for c in self.catalogers)
         self.sides = {
             name: _SideIO(name, Capture(compile_patterns(patterns), executables=executables,
@@ -910,11 +926,13 @@ class _Pair:
                 # without inflating it.
                 same_blob = ref.digest is not None and ref.digest == first_refs[i].digest
                 jobs.append((blob, same_blob and _compression(blob) != "none"))
+        analyses: dict[str, Analysis] = {}
+        analyses[first.name] = self._analyze_side(first, recorder, progress)
+        # Started only now: during the walk the spare core hashes the walked side's layers
+        # (the walk waits for those); these are checked last (verify_replayed).
         verifier = _ForkedHashes(jobs)
         self._hashers.append(verifier)
         pending = {name: _PendingRead(verifier, i) for i, name in enumerate(second_names)}
-        analyses: dict[str, Analysis] = {}
-        analyses[first.name] = self._analyze_side(first, recorder, progress)
         replayer = _Replayer(second, first, recorder, shared, pending)
         analyses[second.name] = self._analyze_side(second, replayer, progress)
         self._replayed = (second, replayer, analyses[second.name])
@@ -992,24 +1010,23 @@ class _Pair:
         and the hashing run in a forked child while this process catalogs OLD: the two
         slowest steps after reading, on two cores. Only packages and digests come back."""
         plan = self._digest_plan(old, new, candidates, shared)
-        catalog = bool(self.catalogers)
+        catalog, advise = bool(self.catalogers), self.advise
 
-        def in_child() -> tuple[tuple[Attribution, list[str]] | None, dict]:
-            found = _attribution(new, all_catalogers()) if catalog else None
-            return found, self._read_digests(plan)
+        def in_child() -> tuple[_Later | None, dict]:
+            later = _later_stages(new, all_catalogers(), advise) if catalog else None
+            return later, self._read_digests(plan)
 
         helper = _InChild(in_child) if catalog else None
         reads = self._read_digests(plan) if helper is None else None
-        old_found = _attribution(old, self.catalogers) if catalog else None
-        new_found = None
+        later_old = _later_stages(old, self.catalogers, advise) if catalog else None
+        later_new = None
         if helper is not None:
-            new_found, reads = helper.result()
+            later_new, reads = helper.result()
         assert reads is not None
-        for analysis, found in ((old, old_found), (new, new_found)):
+        for analysis, later in ((old, later_old), (new, later_new)):
             side = self.sides[OLD if analysis is old else NEW]
-            if found is not None:
-                analysis.attribution, warnings = found
-                analysis.warnings.extend(Warning_("catalog", w) for w in warnings)
+            if later is not None:
+                later.apply(analysis)
                 spool = side.capture.spool
                 if spool is not None and spool.skipped:
                     analysis.warnings.append(Warning_(
@@ -1146,15 +1163,42 @@ def _outcome(func: Callable[[], object]) -> tuple[str, object]:
         return "error", exc
 
 
-def _attribution(analysis: Analysis, catalogers: Sequence[Cataloger]
-                 ) -> tuple[Attribution, list[str]]:
-    """What api.analyze does after reading (kept in step with it), without touching the
-    analysis, so that it can run in a child: the attribution and the catalog warnings."""
+@dataclass
+class _Later:
+    """What the stages after reading add to an analysis: picklable, so that a child can
+    compute them for one side (the overlay stays where it is)."""
+
+    attribution: Attribution
+    warnings: list[Warning_]
+    findings: list[Finding]
+    recommendations: list
+
+    def apply(self, analysis: Analysis) -> None:
+        analysis.attribution = self.attribution
+        analysis.warnings.extend(self.warnings)
+        analysis.extras.findings = list(self.findings)
+        analysis.extras.recommendations = list(self.recommendations)
+
+
+def _later_stages(analysis: Analysis, catalogers: Sequence[Cataloger], advise: bool) -> _Later:
+    """What api.analyze does after reading (kept in step with it): catalog, attribute,
+    package changes per layer, and (with `advise`) build-tool findings. Sets the analysis's
+    attribution and extras, and returns them with the warnings it added."""
     packages, warnings = run_catalogers(catalogers, analysis.fs)
     result = attribute(analysis.fs, packages, analysis.fs.wasted, len(analysis.layers))
     db_catalogers = [c for c in catalogers if c.name in HISTORY_CATALOGERS]
     record_layer_changes(result, db_catalogers, analysis.captured_history, analysis.fs.wasted)
-    return result, [*warnings, *result.warnings]
+    added = [Warning_("catalog", w) for w in (*warnings, *result.warnings)]
+    analysis.attribution = result
+    if advise:
+        from imgscope.analyze.recommend import apply_advice
+
+        before = len(analysis.warnings)
+        apply_advice(analysis, OverlayFileView(analysis.fs))
+        added += analysis.warnings[before:]
+        del analysis.warnings[before:]  # handed back with the others, added once by apply
+    return _Later(result, added, list(analysis.extras.findings),
+                  list(analysis.extras.recommendations))
 
 
 def _side_of_resolved(resolved: ResolvedImage) -> Side:

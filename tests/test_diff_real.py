@@ -240,3 +240,17 @@ def test_buildtools_v2_reads_the_shared_layers_once() -> None:
     assert {p["name"] for p in doc["packages"] if p["status"] == "added"} == expected
     release = next(e for e in doc["files"]["entries"] if e["path"] == "/etc/app-release")
     assert (release["status"], release["new"]["size"]) == ("added", len("v2\n"))
+
+
+def test_build_tools_introduced_show_as_added_findings() -> None:
+    """difftest-a -> buildtools (both FROM the Debian base): the compiler arrives; the
+    build-tool findings (analysis.extras.findings) are compared by kind and title."""
+    a, b = realimages.ensure_image("difftest-a"), realimages.ensure_image("buildtools")
+    doc = diff_json(a["docker"], b["docker"], "--only", "findings")
+    assert doc["files"] is None and doc["packages"] is None
+    added = {(c["kind"], c["title"].split(":")[0]): c["new_bytes"]
+             for c in doc["findings"]["changes"] if c["status"] == "added"}
+    assert added[("compiler", "GCC C/C++ compiler")] > 100_000_000
+    assert not [c for c in doc["findings"]["changes"] if c["status"] == "removed"]
+    wasted = doc["findings"]["wasted_bytes"]
+    assert wasted["new"] > wasted["old"]  # buildtools deletes an 8 MB scratch file late
