@@ -32,18 +32,14 @@ not by timestamp.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import pickle
 import posixpath
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 
-from imgscope import errors
 from imgscope.api import (
     Analysis,
     Progress,
@@ -57,6 +53,7 @@ from imgscope.archive.image import ResolvedImage, resolve_image
 from imgscope.archive.layer import Blob, Capture, LayerRead, LayerReader, Spool
 from imgscope.archive.streams import (
     FileRegion,
+    ForkedJobs,
     HashingDecoder,
     RegionHasher,
     file_chunks,
@@ -1376,72 +1373,22 @@ class _Replayer(_Delegate):
         return layer, layer.read
 
 
-class _ForkedHashes:
-    """Hash-only verification of layer blobs (`_hash_only`) in one forked child, in order.
+def _hash_only_row(blob: Blob, raw_only: bool) -> list:
+    r = _hash_only(blob, raw_only)
+    return [r.compression, r.compressed_size, r.uncompressed_size, r.diff_id, r.blob_digest]
 
-    A child process, not a thread, for the reason streams.RegionHasher gives: a hashing
-    thread makes every pread of the tar walk wait for the GIL. Results come back one JSON
-    line per blob; an error in the child is raised again here, when that blob is asked for.
-    Threads where fork is missing."""
+
+class _ForkedHashes(ForkedJobs):
+    """Hash-only verification of layer blobs (`_hash_only`) in one forked child, in order
+    (see streams.ForkedJobs for why a process); a blob's error is raised when it is asked
+    for."""
 
     def __init__(self, blobs: Sequence[tuple[Blob, bool]]) -> None:
         """`blobs`: (blob, raw_only) pairs, see _hash_only."""
-        self._results: dict[int, list] = {}
-        self._buffer = b""
-        self._pid = 0
-        self._futures: list[Future[LayerRead]] | None = None
-        if not blobs:
-            return
-        if not hasattr(os, "fork"):  # pragma: no cover - every POSIX system has fork
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diff-verify")
-            self._futures = [pool.submit(_hash_only, *job) for job in blobs]
-            pool.shutdown(wait=False)
-            return
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: hash, report, leave without running any cleanup
-            status = 0
-            try:
-                os.close(read_end)
-                for index, (blob, raw_only) in enumerate(blobs):
-                    try:
-                        r = _hash_only(blob, raw_only)
-                        item = [index, "ok", r.compression, r.compressed_size,
-                                r.uncompressed_size, r.diff_id, r.blob_digest]
-                    except ImgscopeError as exc:
-                        item = [index, type(exc).__name__, str(exc)]
-                    os.write(write_end, json.dumps(item).encode() + b"\n")
-            except BaseException:
-                status = 1
-            finally:
-                os._exit(status)
-        os.close(write_end)
-        self._pid, self._read_end = pid, read_end
+        super().__init__(_hash_only_row, blobs)
 
-    def result(self, index: int) -> LayerRead:
-        if self._futures is not None:  # pragma: no cover
-            return self._futures[index].result()
-        while index not in self._results:
-            chunk = os.read(self._read_end, 4096)
-            if not chunk:
-                raise CorruptInput("layer verification stopped before it finished")
-            self._buffer += chunk
-            *lines, self._buffer = self._buffer.split(b"\n")
-            for line in lines:
-                item = json.loads(line)
-                self._results[item[0]] = item
-        item = self._results[index]
-        if item[1] != "ok":
-            raise getattr(errors, item[1], CorruptInput)(item[2])
-        return LayerRead(*item[2:7])
-
-    def close(self) -> None:
-        if self._pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._pid, 9)
-            os.waitpid(self._pid, 0)
-            os.close(self._read_end)
-            self._pid = 0
+    def result(self, index: int) -> LayerRead:  # type: ignore[override]
+        return LayerRead(*super().result(index))
 
 
 class _PendingRead:
