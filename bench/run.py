@@ -12,6 +12,7 @@ each, with the page cache warm; the table shows medians. Compare ratios within o
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import shutil
@@ -40,11 +41,14 @@ class Case:
     argv: list[str]
     walls: list[float] = field(default_factory=list)
     rss_kib: list[int] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
 
-def measure(argv: list[str]) -> tuple[float, int, int, bytes]:
-    """Run ARGV once: (wall seconds, peak RSS KiB, exit status, stderr tail)."""
+def measure(argv: list[str]) -> tuple[float, float, int, int, bytes]:
+    """Run ARGV once: (wall seconds, CPU seconds, peak RSS KiB, exit status, stderr tail).
+    CPU is user + system of the process and the children it waited for (imgscope's hashing
+    and inflating processes; dive's threads are in its own)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         argv,
@@ -59,7 +63,8 @@ def measure(argv: list[str]) -> tuple[float, int, int, bytes]:
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from waiting again
-    return wall, usage.ru_maxrss, proc.returncode, err[-300:]
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, usage.ru_maxrss, proc.returncode, err[-300:]
 
 
 def warm(path: Path) -> None:
@@ -113,6 +118,7 @@ def table(cases: list[Case]) -> str:
             "command",
             "wall s",
             "min s",
+            "cpu s",
             "RSS MiB",
             "wall/dive",
             "RSS/dive",
@@ -127,6 +133,7 @@ def table(cases: list[Case]) -> str:
                     c.fmt,
                     "",
                     c.tool,
+                    "-",
                     "-",
                     "-",
                     "-",
@@ -151,6 +158,7 @@ def table(cases: list[Case]) -> str:
                 c.tool,
                 f"{wall:.3f}",
                 f"{min(c.walls):.3f}",
+                f"{statistics.median(c.cpus):.2f}",
                 f"{mib(rss):.1f}",
                 ratio_w,
                 ratio_r,
@@ -230,15 +238,19 @@ def main(argv: list[str] | None = None) -> int:
 
     for path in {c.path for c in cases}:
         warm(path)
+    # As `pip install` does for an installed package: without bytecode (an editable install
+    # under PYTHONDONTWRITEBYTECODE=1) every run would compile imgscope again (~0.1 s).
+    compileall.compile_dir(REPO / "imgscope", quiet=1)
     print(f"{len(cases)} commands, 1 warm-up + {args.reps} timed runs each, round-robin")
     for rep in range(args.reps + 1):
         for c in cases:
-            wall, rss, status, err = measure(c.argv)
+            wall, cpu, rss, status, err = measure(c.argv)
             # inspect exits 1 when a --fail-on rule fails; dive --ci exits 1 on its own rules.
             if status not in (0, 1):
                 c.failures.append(f"exit {status}: {err.decode(errors='replace').strip()}")
             elif rep > 0:
                 c.walls.append(wall)
+                c.cpus.append(cpu)
                 c.rss_kib.append(rss)
 
     print()
@@ -264,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                         "bytes": c.path.stat().st_size,
                         "walls": c.walls,
                         "rss_kib": c.rss_kib,
+                        "cpu_s": c.cpus,
                         "failures": c.failures,
                     }
                     for c in cases

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 
 from imgscope.archive.container import open_container
@@ -130,10 +130,11 @@ def analyze(
     capture = Capture(compile_patterns(patterns), executables=wants_executables,
                       spool=Spool() if wants_executables else None)
     container = None
+    checks = PendingChecks()
     try:
         container = open_container(os.fspath(source), capture, verify, stdin=stdin)
         resolved = resolve_image(container, image, platform, verify)
-        analysis = _analyze_resolved(container, resolved, capture, verify, progress)
+        analysis = _analyze_resolved(container, resolved, capture, verify, progress, checks)
         if catalogers:
             packages, warnings = run_catalogers(catalogers, analysis.fs)
             analysis.warnings.extend(Warning_("catalog", w) for w in warnings)
@@ -155,8 +156,11 @@ def analyze(
             apply_advice(analysis, OverlayFileView(analysis.fs), runtime_base=runtime_base)
         if post_analysis is not None:
             post_analysis(analysis, OverlayFileView(analysis.fs))
+        # Last: the largest layer's hash (another process) overlapped all of the above.
+        checks.settle(analysis)
         return analysis
     finally:
+        checks.close()
         if container is not None:
             container.close()
         if capture.spool is not None:
@@ -188,8 +192,38 @@ def run_catalogers(catalogers: Sequence[Cataloger], fs: Overlay) -> tuple[list[P
     return packages, warnings
 
 
+class PendingChecks:
+    """Layer digests still being computed by another process when the walk is done, and
+    the process computing them. `settle` waits for them and fails on a mismatch; it is
+    called as late as possible (after cataloging and advice), so that the hashing of the
+    largest layer overlaps everything else this process does."""
+
+    def __init__(self) -> None:
+        self.hashers: list[RegionHasher] = []
+        self.layers: list[tuple[int, str, str | None, str | None, LayerReader]] = []
+
+    def settle(self, analysis: Analysis) -> None:
+        for index, name, claimed_blob, claimed_diff_id, reader in self.layers:
+            read = reader.settle()
+            _check_layer(index, name, claimed_blob, claimed_diff_id, read)
+            layer = analysis.layers[index]
+            analysis.layers[index] = replace(
+                layer, measured_diff_id=read.diff_id,
+                blob_digest=layer.blob_digest or read.blob_digest)
+        self.layers.clear()
+
+    def close(self) -> None:
+        for hasher in self.hashers:
+            hasher.close()
+        self.hashers.clear()
+
+
 def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, verify: bool,
-                      progress: Progress | None) -> Analysis:
+                      progress: Progress | None,
+                      pending: PendingChecks | None = None) -> Analysis:
+    """The layers walked into an overlay and measured. With `pending`, digests still being
+    computed are left in it for the caller to settle (and its hasher to close); without,
+    they are awaited and checked here."""
     config = resolved.config
     warnings = list(resolved.warnings)
     count = len(resolved.layers)
@@ -218,28 +252,36 @@ def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, veri
     # Every plain layer is hashed up front by one child process while this one walks.
     hashed = [(r, region) for r in readers if r is not None
               for region in [r.hash_region()] if region is not None]
+    own = pending is None
+    checks = PendingChecks() if pending is None else pending
     hasher = RegionHasher([region for _, region in hashed])
+    checks.hashers.append(hasher)
     try:
-        for (reader, _), pending in zip(hashed, pending_digests(hasher, len(hashed)),
-                                        strict=True):
-            reader.set_pending_digest(pending)
-        return _replay(container, resolved, readers, overlay, findings, layers, db_history,
-                       capture, verify, progress, pairs, warnings)
+        for (reader, _), digest in zip(hashed, pending_digests(hasher, len(hashed)),
+                                       strict=True):
+            reader.set_pending_digest(digest)
+        analysis = _replay(container, resolved, readers, overlay, findings, layers, db_history,
+                           capture, verify, progress, pairs, warnings, checks)
+        if own:
+            checks.settle(analysis)
+        return analysis
     finally:
-        hasher.close()
+        if own:
+            checks.close()
 
 
 def _replay(container, resolved: ResolvedImage, readers: list[LayerReader | None],
             overlay: Overlay, findings: list[PathFinding], layers: list[LayerInfo],
             db_history: list[tuple[int, str, bytes | None]], capture: Capture, verify: bool,
             progress: Progress | None, pairs: HistoryPairs,
-            warnings: list[Warning_]) -> Analysis:
+            warnings: list[Warning_], checks: PendingChecks) -> Analysis:
     config = resolved.config
     count = len(resolved.layers)
     for index, ref in enumerate(resolved.layers):
         if progress is not None:
             progress(index, count, ref.name)
         pre = container.preread(ref.name)
+        reader = None
         if pre is not None:
             entries, read = pre
             overlay.apply(index, _recording(entries, index, capture, db_history))
@@ -255,7 +297,9 @@ def _replay(container, resolved: ResolvedImage, readers: list[LayerReader | None
             layer_findings = read.findings
         findings.extend(layer_findings)
         claimed_diff_id = config.diff_ids[index] if index < len(config.diff_ids) else None
-        if verify:
+        if reader is not None and reader.awaiting is not None:
+            checks.layers.append((index, ref.name, ref.digest, claimed_diff_id, reader))
+        elif verify:
             _check_layer(index, ref.name, ref.digest, claimed_diff_id, read)
         history_index, created_by = pairs[index]
         layers.append(
@@ -377,6 +421,7 @@ def replay_layer_tars(sources: Sequence[str | os.PathLike[str] | BinaryIO],
                 blob = Blob(name=os.fspath(src), size=os.fstat(fd).st_size, fd=fd)
                 reader = LayerReader(blob, index, None, verify)
                 overlay.apply(index, reader.entries())
+                reader.settle()
             finally:
                 os.close(fd)
         reads.append(reader.result)
@@ -412,7 +457,7 @@ def read_layer(
         else:
             reader = LayerReader(container.blob(ref.name), layer, None, verify)
             entries = list(reader.entries())
-            read = reader.result
+            read = reader.settle()
         if verify:
             claimed = resolved.config.diff_ids[layer] if layer < len(resolved.config.diff_ids) \
                 else None

@@ -1284,6 +1284,7 @@ class _RecordedLayer:
             for entry in self.reader.entries():
                 recorded.append(entry)
                 yield entry
+            self.reader.settle()
         except (CorruptInput, LimitExceeded) as exc:
             raise type(exc)(f"layer {self.reader.index} ({self.label}): {exc}") from None
         self.entries = recorded

@@ -162,6 +162,9 @@ class LayerReader:
         self.verify = verify
         self.result = LayerRead(compressed_size=blob.size)
         self._pending_digest = None
+        # After entries(): the digest of a seekable layer still being hashed elsewhere;
+        # `settle()` waits for it. `result.diff_id` is None until then.
+        self.awaiting = None
 
     def hash_region(self) -> tuple[int, int, int, str] | None:
         """(fd, offset, size, compression) when this layer is seekable and must be verified:
@@ -207,16 +210,23 @@ class LayerReader:
             pending = _Adapt(future)
         region = FileRegion(blob.fd, blob.offset, blob.size)
         walker = TarWalker(region)
-        try:
-            yield from self._walk(walker)
-        finally:
-            digest = pending.result() if pending is not None else None
+        yield from self._walk(walker)
         self.result.uncompressed_size = blob.size
         self.result.trailing_bytes = blob.size - walker.position
-        if digest is not None:
-            self.result.diff_id = self.result.blob_digest = digest[0]
-            if digest[2] != blob.size:
-                raise CorruptInput(f"layer {blob.name} is truncated")
+        # Not awaited here: the caller settles it when it has nothing else left to do, so
+        # that hashing in the other process overlaps the rest of the analysis.
+        self.awaiting = pending
+
+    def settle(self) -> LayerRead:
+        """Wait for the digest another process or thread computes (see `awaiting`), and
+        complete `result` with it."""
+        pending, self.awaiting = self.awaiting, None
+        if pending is not None:
+            digest, _, done = pending.result()
+            self.result.diff_id = self.result.blob_digest = digest
+            if done != self.blob.size:
+                raise CorruptInput(f"layer {self.blob.name} is truncated")
+        return self.result
 
     def _streamed(self, raw: Iterator[bytes], compression: str) -> Iterator[LayerEntry]:
         pending = self._pending_digest
