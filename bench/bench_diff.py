@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO / "tests"))
 import realimages  # noqa: E402
-from run import warm  # noqa: E402
+from run import compile_bytecode, warm  # noqa: E402
 
 OLD, NEW = "buildtools", "buildtools-v2"
 PAIRINGS = {"docker": ("docker", "docker"), "zstd": ("zstd", "zstd"), "mixed": ("docker", "zstd")}
@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     all_cases = cases(old, new, [p.strip() for p in args.pairings.split(",") if p.strip()])
     for path in {*old.values(), *new.values()}:
         warm(path)
+    compile_bytecode()
     failed = False
     for rep in range(args.reps + 1):  # the first round is the untimed warm-up
         for c in all_cases:

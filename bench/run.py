@@ -74,6 +74,12 @@ def warm(path: Path) -> None:
             pass
 
 
+def compile_bytecode() -> None:
+    """As `pip install` does for an installed package: without bytecode (an editable install
+    under PYTHONDONTWRITEBYTECODE=1) every run would compile imgscope again (~0.1 s)."""
+    compileall.compile_dir(REPO / "imgscope", quiet=1)
+
+
 def cases_for(image: str, fmt: str, path: Path, with_dive: bool) -> list[Case]:
     imgscope = [sys.executable, "-m", "imgscope", "inspect", str(path)]
     out = [
@@ -238,9 +244,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for path in {c.path for c in cases}:
         warm(path)
-    # As `pip install` does for an installed package: without bytecode (an editable install
-    # under PYTHONDONTWRITEBYTECODE=1) every run would compile imgscope again (~0.1 s).
-    compileall.compile_dir(REPO / "imgscope", quiet=1)
+    compile_bytecode()
     print(f"{len(cases)} commands, 1 warm-up + {args.reps} timed runs each, round-robin")
     for rep in range(args.reps + 1):
         for c in cases:

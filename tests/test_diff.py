@@ -383,6 +383,23 @@ def test_config_only_does_not_read_layers(tmp_path: Path) -> None:
         diff(old_path, new_path)
 
 
+def test_a_same_size_copy_one_byte_apart_fails(tmp_path: Path) -> None:
+    """Copies of one size are compared byte for byte instead of hashed: a copy that differs
+    in a single content byte is still refused, with the digest it really has."""
+    old = fb.build_image(OLD_SPEC)
+    data = bytearray(old.layers[0].blob.read())
+    at = data.index(b"unchanged\n")  # a byte of etc/keep's content, not of a header
+    data[at] ^= 0x20
+    flipped = fb._layer_override(old, 0, bytes(data))
+    old_path = fb.write_tar(tmp_path / "old.tar", fb.docker_save([old]))
+    flipped_path = fb.write_tar(tmp_path / "flipped.tar", fb.docker_save([flipped]))
+    assert len(data) == old.layers[0].blob.size
+    with pytest.raises(DigestMismatch, match="new image: layer 0.*content digest is sha256:"):
+        diff(old_path, flipped_path)
+    same = diff(old_path, fb.write_tar(tmp_path / "same.tar", fb.docker_save([old])))
+    assert same.read.verify_bytes == old.layers[0].blob.size and not same.files
+
+
 def test_a_shared_layer_that_lies_about_its_diff_id_fails(tmp_path: Path, cli) -> None:
     """NEW claims OLD's base diff_id for a different base: reading it only once must not let
     the lie through."""

@@ -362,7 +362,9 @@ class LayerReader:
                 return None
             etype = EntryType.FILE
         name = member.name
-        if name.startswith(("/", "./", "../")) or "/." in name or "//" in name \
+        if name.startswith("./") and "/." not in name[1:] and "//" not in name:
+            path = name[1:].rstrip("/") or "/"  # "./usr/bin/": GNU tar's usual form
+        elif name.startswith(("/", "../")) or "/." in name or "//" in name \
                 or name in (".", ".."):
             path, absolute, escaped = normalise(name)
             if absolute or escaped:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from typing import NamedTuple, Protocol
+from zlib import adler32
 
 from imgscope.errors import CorruptInput, LimitExceeded
 
@@ -65,6 +66,12 @@ def _number(field: bytes) -> int:
         return int(text, 8)
     except ValueError:
         raise CorruptInput(f"bad number {field!r} in tar header") from None
+
+
+def _byte_sum(block: bytes) -> int:
+    """sum(block) for a 512-byte header, in C: adler32's low half is 1 + the byte sum modulo
+    65521, exact for 256 bytes (at most 65280). 0.4 us against 2.7 us for sum()."""
+    return (adler32(block[:256]) & 0xFFFF) + (adler32(block[256:]) & 0xFFFF) - 2
 
 
 def _text(field: bytes) -> str:
@@ -158,10 +165,16 @@ class TarWalker:
         long_name: str | None = None
         long_link: str | None = None
         read = self._src.read
+        skip = self._src.skip
         unpack = _HEADER.unpack
         while True:
-            if self._data_left or self._pad:
-                self._finish_member()
+            todo = self._data_left + self._pad
+            if todo:  # _finish_member, inlined: this loop runs once per member
+                skipped = skip(todo)
+                self.position += skipped
+                if skipped < self._data_left:
+                    raise CorruptInput(f"truncated tar: member data ends early at {self.position}")
+                self._data_left = self._pad = 0
             block = read(BLOCK)
             self.position += len(block)
             if len(block) != BLOCK:
@@ -192,7 +205,7 @@ class TarWalker:
             except ValueError:
                 expected = _number(chksum)
                 data_size = _number(size)
-            if expected != sum(block) - sum(block[148:156]) + 256:
+            if expected != _byte_sum(block) - sum(block[148:156]) + 256:
                 # Some old tars computed the sum over signed chars.
                 signed = sum(b - 256 if b > 127 else b for b in block)
                 signed -= sum(b - 256 if b > 127 else b for b in block[148:156]) - 256
@@ -278,7 +291,8 @@ class TarWalker:
                 xattrs,
                 self.position,
             )
-            pax = {}
+            if pax:
+                pax = {}
             long_name = long_link = None
             # Directories, links and devices carry no data whatever their size field says.
             has_data = typeflag in (b"0", b"\0", b"7", b"S") or typeflag not in b"123456"
