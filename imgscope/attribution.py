@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import posixpath
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
-from imgscope.catalog.base import Cataloger, MemoryFileView
+from imgscope.catalog.base import Cataloger, FileInfo, MemoryFileView
 from imgscope.model import EntryType, Package, WastedFile
 from imgscope.overlay import Overlay
 
@@ -88,22 +89,36 @@ def record_layer_changes(result: Attribution, catalogers: Sequence[Cataloger],
     shipped_here = {u.key: dict(u.layer_bytes) for u in result.packages}
     files: dict[str, bytes] = {}
     previous: dict[tuple[str, str, str | None], Package] = {}
+    # Per cataloger, what its last run looked at and found: a layer that changes none of it
+    # (a pip install after the apt layers) has the same packages for it, without a re-read.
+    last_runs: dict[int, tuple[_RecordingView, list[Package]]] = {}
     updated = list(result.layers)
     for layer in range(len(result.layers)):
         if layer not in by_layer:
             continue
+        changed: set[str] = set()
+        listing_changed = False  # a path added or removed, not only rewritten
         for path, data in by_layer[layer]:
+            changed.add(path)
             if data is None:
-                files.pop(path, None)
+                listing_changed |= files.pop(path, None) is not None
             else:
+                listing_changed |= path not in files
                 files[path] = data
         view = MemoryFileView(files)
         current: dict[tuple[str, str, str | None], Package] = {}
-        for cataloger in catalogers:
-            try:
-                found = cataloger.catalog(view).packages
-            except Exception:  # reported once by the main catalog pass
-                continue
+        for number, cataloger in enumerate(catalogers):
+            last = last_runs.get(number)
+            if last is not None and last[0].unchanged_by(changed, listing_changed):
+                found = last[1]
+            else:
+                recording = _RecordingView(view)
+                try:
+                    found = cataloger.catalog(recording).packages
+                except Exception:  # reported once by the main catalog pass
+                    last_runs.pop(number, None)
+                    continue
+                last_runs[number] = (recording, found)
             for pkg in found:
                 current.setdefault((pkg.ecosystem, pkg.name, pkg.arch), pkg)
         removed = []
@@ -124,6 +139,47 @@ def record_layer_changes(result: Attribution, catalogers: Sequence[Cataloger],
     result.layers = updated
 
 
+class _RecordingView:
+    """A FileView that remembers which paths a cataloger asked about (and whether it listed
+    them all): its packages are a function of those answers alone."""
+
+    def __init__(self, files: MemoryFileView) -> None:
+        self._files = files
+        self.files_only = files.files_only
+        self.asked: set[str] = set()
+        self.listed = False
+
+    def unchanged_by(self, changed: set[str], listing_changed: bool) -> bool:
+        """True when a layer that wrote `changed` gives every answer this view gave."""
+        return self.asked.isdisjoint(changed) and not (self.listed and listing_changed)
+
+    def info(self, path: str) -> FileInfo | None:
+        self.asked.add(path)
+        return self._files.info(path)
+
+    def stat(self, path: str) -> FileInfo | None:
+        self.asked.add(path)
+        return self._files.stat(path)
+
+    def paths(self) -> Iterator[str]:
+        self.listed = True
+        return self._files.paths()
+
+    def entries(self) -> Iterator[tuple[str, FileInfo]]:
+        self.listed = True
+        items = list(self._files.entries())
+        self.asked.update(path for path, _ in items)
+        return iter(items)
+
+    def read(self, path: str) -> bytes | None:
+        self.asked.add(path)
+        return self._files.read(path)
+
+    def open(self, path: str) -> BinaryIO | None:
+        self.asked.add(path)
+        return self._files.open(path)
+
+
 def package_key(package: Package) -> str:
     arch = f":{package.arch}" if package.arch else ""
     return f"{package.ecosystem}/{package.name}{arch}@{package.version}"
@@ -138,13 +194,15 @@ def _group_dir(path: str) -> str:
 def attribute(fs: Overlay, packages: Sequence[Package], wasted: Sequence[WastedFile],
               layer_count: int) -> Attribution:
     result = Attribution()
-    fs.index()  # makes every get() below a dict lookup
+    index = fs.index()
+    file_type = EntryType.FILE
     wasted_by_path: dict[str, list[WastedFile]] = defaultdict(list)
     for item in wasted:
         wasted_by_path[item.path].append(item)
 
     owner: dict[str, str] = {}
     owned_inodes: set[int] = set()
+    owned_bytes = 0
     added: dict[int, list[tuple[str, int]]] = defaultdict(list)
     changed: dict[int, list[tuple[str, int]]] = defaultdict(list)
     seen_keys: set[str] = set()
@@ -157,7 +215,7 @@ def attribute(fs: Overlay, packages: Sequence[Package], wasted: Sequence[WastedF
         final = files = missing = shared = 0
         per_layer: dict[int, int] = defaultdict(int)
         for path in package.files:
-            node = fs.get(path)
+            node = index.get(path) if path != "/" else fs.root
             if node is None:
                 resolved = fs.resolve(posixpath.dirname(path))
                 if resolved is not None:
@@ -168,7 +226,8 @@ def attribute(fs: Overlay, packages: Sequence[Package], wasted: Sequence[WastedF
                 for old in wasted_by_path.get(path, ()):
                     per_layer[old.layer] += old.size
                 continue
-            if node.type is not EntryType.FILE or node.inode is None:
+            inode = node.inode
+            if node.type is not file_type or inode is None:
                 continue
             if path in owner:
                 shared += 1
@@ -176,13 +235,14 @@ def attribute(fs: Overlay, packages: Sequence[Package], wasted: Sequence[WastedF
             owner[path] = key
             for old in wasted_by_path.get(path, ()):
                 per_layer[old.layer] += old.size
-            inode_id = id(node.inode)
+            inode_id = id(inode)
             if inode_id in owned_inodes:
                 continue  # a hard link to a file already counted
             owned_inodes.add(inode_id)
             files += 1
-            final += node.inode.size
-            per_layer[node.inode.layer] += node.inode.size
+            final += inode.size
+            per_layer[inode.layer] += inode.size
+        owned_bytes += final
         layers_touched = sorted(per_layer)
         introduced = layers_touched[0] if layers_touched else None
         usage = PackageUsage(
@@ -202,23 +262,27 @@ def attribute(fs: Overlay, packages: Sequence[Package], wasted: Sequence[WastedF
             for layer in layers_touched[1:]:
                 changed[layer].append((key, per_layer[layer]))
 
+    # Every owned inode was found through the index above, so the owned bytes are known; what
+    # the walk below adds up is the rest, each inode once (the first of its hard links).
     groups: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    seen_inodes: set[int] = set()
-    for path, node in fs.index().items():
-        if node.type is not EntryType.FILE or node.inode is None:
+    counted = owned_inodes  # from here on: the inodes already counted (owned, or seen below)
+    unowned_bytes = unowned_files = 0
+    for path, node in index.items():
+        inode = node.inode
+        if inode is None or node.type is not file_type:
             continue
-        inode_id = id(node.inode)
-        if inode_id in seen_inodes:
+        inode_id = id(inode)
+        if inode_id in counted:
             continue
-        seen_inodes.add(inode_id)
-        if inode_id in owned_inodes:
-            result.owned_bytes += node.inode.size
-            continue
-        result.unowned_bytes += node.inode.size
-        result.unowned_files += 1
+        counted.add(inode_id)
+        unowned_bytes += inode.size
+        unowned_files += 1
         group = groups[_group_dir(path)]
-        group[0] += node.inode.size
+        group[0] += inode.size
         group[1] += 1
+    result.owned_bytes = owned_bytes
+    result.unowned_bytes = unowned_bytes
+    result.unowned_files = unowned_files
     result.unowned = sorted(
         (UnownedGroup(d, b, n) for d, (b, n) in groups.items()),
         key=lambda g: (-g.bytes, g.directory),

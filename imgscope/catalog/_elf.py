@@ -8,9 +8,13 @@ malformed yields None, never an exception.
 
 from __future__ import annotations
 
+import functools
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
+
+from imgscope.catalog.base import FileView
 
 ELF_MAGIC = b"\x7fELF"
 PT_LOAD = 1
@@ -18,8 +22,8 @@ PF_W = 2
 SHT_NOBITS = 8
 _MAX_SECTIONS = 0x10000
 
-# Names that are never a compiled program: tested before asking the view about a path, since
-# building a FileInfo for each of 100k paths costs more than this string test.
+# Names that are never a compiled program: a last filter on executable files (scripts, and
+# files extracted with a stray x bit) before their headers are read.
 # fmt: off
 _NOT_PROGRAM_SUFFIXES = (
     ".py", ".pyc", ".pyi", ".js", ".mjs", ".cjs", ".ts", ".map", ".json", ".txt", ".md", ".rst",
@@ -35,6 +39,23 @@ _NOT_PROGRAM_DIRS = ("/usr/include/", "/usr/share/doc/", "/usr/share/man/", "/us
 def may_be_program(path: str) -> bool:
     """False for paths that certainly hold no executable program (by name alone)."""
     return not path.endswith(_NOT_PROGRAM_SUFFIXES) and not path.startswith(_NOT_PROGRAM_DIRS)
+
+
+def programs(files: FileView, min_size: int) -> Iterator[str]:
+    """Executable regular files of at least `min_size` bytes that may be compiled programs."""
+    for path, facts in files.entries():
+        if (
+            facts.type == "file"
+            and facts.mode & 0o111
+            and facts.size >= min_size
+            and may_be_program(path)
+        ):
+            yield path
+
+
+def _ph_format(little: bool, is64: bool) -> str:
+    """The struct format of one program header."""
+    return ("<" if little else ">") + ("IIQQQQQQ" if is64 else "8I")
 
 
 # (sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size): the first six fields of a
@@ -72,19 +93,32 @@ class ElfImage:
         is64: bool,
         rows: list[_Row],
         names: bytes,
-        segments: list[Segment],
+        program_headers: bytes,
     ) -> None:
         self.stream = stream
         self.size = size
         self.little = little
         self.is64 = is64
-        self.segments = segments
         self._rows = rows
         self._names = names
+        self._program_headers = program_headers
 
     @property
     def has_sections(self) -> bool:
         return bool(self._rows)
+
+    @functools.cached_property
+    def segments(self) -> list[Segment]:
+        """The program headers, decoded when first asked for: most readers only want a
+        section, and a Segment per header of every executable adds up."""
+        segments: list[Segment] = []
+        for row in struct.iter_unpack(_ph_format(self.little, self.is64), self._program_headers):
+            if self.is64:
+                ptype, pflags, poff, vaddr, _paddr, filesz = row[:6]
+            else:
+                ptype, poff, vaddr, _paddr, filesz, _memsz, pflags = row[:7]
+            segments.append(Segment(ptype, pflags, poff, vaddr, filesz))
+        return segments
 
     @classmethod
     def parse(cls, stream: BinaryIO) -> ElfImage | None:
@@ -113,17 +147,14 @@ class ElfImage:
             phoff, shoff = struct.unpack_from(e + "II", ident, 28)
             phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(e + "5H", ident, 42)
 
-        segments: list[Segment] = []
-        ph_fmt = e + ("IIQQQQQQ" if is64 else "8I")
-        ph_ok = phentsize == struct.calcsize(ph_fmt) and phoff + phnum * phentsize <= size
+        program_headers = b""
+        ph_size = struct.calcsize(_ph_format(little, is64))
+        ph_ok = phentsize == ph_size and phoff + phnum * phentsize <= size
         if phoff and phnum and ph_ok:
             stream.seek(phoff)
-            for row in struct.iter_unpack(ph_fmt, stream.read(phnum * phentsize)):
-                if is64:
-                    ptype, pflags, poff, vaddr, _paddr, filesz = row[:6]
-                else:
-                    ptype, poff, vaddr, _paddr, filesz, _memsz, pflags = row[:7]
-                segments.append(Segment(ptype, pflags, poff, vaddr, filesz))
+            program_headers = stream.read(phnum * phentsize)
+            if len(program_headers) % ph_size:
+                return None  # a short read: the headers are not all there
 
         rows: list[_Row] = []
         names = b""
@@ -138,12 +169,12 @@ class ElfImage:
             if 0 < shnum < _MAX_SECTIONS and shoff + shnum * shentsize <= size:
                 stream.seek(shoff)
                 rows = list(struct.iter_unpack(sh_fmt, stream.read(shnum * shentsize)))
-                if shstrndx < shnum:
+                if shstrndx < len(rows):  # a short read gives fewer rows than shnum
                     str_off, str_size = rows[shstrndx][4], rows[shstrndx][5]
                     if str_off + str_size <= size and str_size < (1 << 24):
                         stream.seek(str_off)
                         names = stream.read(str_size)
-        return cls(stream, size, little, is64, rows, names, segments)
+        return cls(stream, size, little, is64, rows, names, program_headers)
 
     def section(self, name: str) -> Section | None:
         """The first section called ``name`` (names may share a suffix in the string table)."""

@@ -30,13 +30,43 @@ class FileInfo:
     link_target: str | None = None
 
 
+class PathFacts(Protocol):
+    """The facts of a path that a loop over every path needs: a FileInfo, or the overlay's
+    own node. ``type`` may be a str enum: compare it with ``==``, never look it up in a set
+    or a dict (an enum member hashes by its name, not by its value)."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def mode(self) -> int: ...
+
+    @property
+    def link_target(self) -> str | None: ...
+
+
 class FileView(Protocol):
     """The final filesystem as a cataloger sees it."""
 
+    # True when every path the view knows is a regular file (a bag of database files, not a
+    # filesystem tree): there are no directories or symlinks to resolve a claimed path through.
+    files_only: bool
+
     def info(self, path: str) -> FileInfo | None: ...
+
+    def stat(self, path: str) -> PathFacts | None:
+        """What info() says, without copying it into a FileInfo: for hot loops."""
+        ...
 
     def paths(self) -> Iterable[str]:
         """Every path of the final filesystem (absolute, "/usr/bin/gcc")."""
+        ...
+
+    def entries(self) -> Iterable[tuple[str, PathFacts]]:
+        """paths() with what stat() says of each, in one pass: for scans of every path."""
         ...
 
     def read(self, path: str) -> bytes | None:
@@ -140,12 +170,19 @@ class MemoryFileView:
         }
         for item in extra:
             self._info[item.path] = item
+        self.files_only = all(item.type == "file" for item in self._info.values())
 
     def info(self, path: str) -> FileInfo | None:
         return self._info.get(path)
 
+    def stat(self, path: str) -> FileInfo | None:
+        return self._info.get(path)
+
     def paths(self) -> Iterator[str]:
         return iter(sorted(self._info))
+
+    def entries(self) -> Iterator[tuple[str, FileInfo]]:
+        return iter(sorted(self._info.items()))
 
     def read(self, path: str) -> bytes | None:
         return self._files.get(path)

@@ -9,6 +9,7 @@ file that lists Windows ports, and the path rule alone would not stop one copied
 from __future__ import annotations
 
 import posixpath
+import re
 from dataclasses import dataclass
 
 from imgscope.catalog._common import (
@@ -88,20 +89,16 @@ class DpkgRecord:
         return words[-1] if len(words) == 3 else "unknown"
 
 
+# What ends a relation's package name: a version, architecture or profile, or ":any".
+_RELATION_NAME_END = re.compile(r"[ (\[<\t\n:]")
+
+
 def parse_relations(value: str) -> tuple[str, ...]:
     """Package names of a relation field: "a (>= 1) | b:any, c [i386]" -> (a, b, c)."""
     names: dict[str, None] = {}
     for group in value.split(","):
         for alt in group.split("|"):
-            alt = alt.strip()
-            if not alt:
-                continue
-            end = len(alt)
-            for stop in " ([<\t\n":
-                i = alt.find(stop)
-                if i != -1 and i < end:
-                    end = i
-            name = alt[:end].partition(":")[0]
+            name = _RELATION_NAME_END.split(alt.strip(), maxsplit=1)[0]
             if name:
                 names[name] = None
     return tuple(names)
@@ -270,11 +267,11 @@ class DpkgCataloger:
         data = files.read(STATUS_PATH)
         if data is not None:
             sources.append((STATUS_PATH, data))
-        if files.info(STATUS_D) is not None:
+        if files.stat(STATUS_D) is not None:
             for path in sorted(p for p in files.paths() if p.startswith(STATUS_D + "/")):
                 if "/" in path[len(STATUS_D) + 1 :] or path.endswith(_CONTROL_SUFFIXES):
                     continue
-                item = files.info(path)
+                item = files.stat(path)
                 body = files.read(path)
                 if item is None or item.type != "file" or body is None:
                     continue

@@ -102,7 +102,7 @@ class GemCataloger:
             for path in all_paths:
                 key = _gem_key(path, homes)
                 if key is not None:
-                    item = files.info(path)
+                    item = files.stat(path)
                     if item is not None and item.type != "dir":
                         owned[key].append(path)
 

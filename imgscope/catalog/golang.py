@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from imgscope.catalog._common import make_purl
-from imgscope.catalog._elf import PF_W, PT_LOAD, ElfImage, may_be_program
+from imgscope.catalog._elf import PF_W, PT_LOAD, ElfImage, programs
 from imgscope.catalog.base import CatalogResult, FileView
 from imgscope.model import Package
 
@@ -239,18 +239,6 @@ def _purl(module: str, version: str) -> str:
     return make_purl("golang", name, None if version == "(devel)" else version, namespace or None)
 
 
-def is_candidate(files: FileView, path: str) -> bool:
-    if not may_be_program(path):
-        return False
-    info = files.info(path)
-    return (
-        info is not None
-        and info.type == "file"
-        and bool(info.mode & 0o111)
-        and info.size >= MIN_SIZE
-    )
-
-
 class GoBinaryCataloger:
     name = "golang"
     content_patterns: tuple[str, ...] = ()
@@ -258,9 +246,7 @@ class GoBinaryCataloger:
 
     def catalog(self, files: FileView) -> CatalogResult:
         result = CatalogResult()
-        for path in files.paths():
-            if not is_candidate(files, path):
-                continue
+        for path in programs(files, MIN_SIZE):
             stream = files.open(path)
             if stream is None:
                 continue

@@ -137,9 +137,12 @@ def manifest_id(manifest: dict[str, str], filename: str) -> MavenId | None:
     return MavenId(group, artifact, version)
 
 
+_ARCHIVE_EXT_SET = frozenset(ARCHIVE_EXTS)  # asked of every path in the image
+
+
 def _is_archive(name: str) -> bool:
     # every extension is four characters: slice first, lowercase only those
-    return name[-4:].lower() in ARCHIVE_EXTS
+    return name[-4:].lower() in _ARCHIVE_EXT_SET
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,8 +267,8 @@ class JavaCataloger:
         for path in archives:
             if prefixes and path.startswith(prefixes):
                 continue  # the JDK's own jars are part of the JDK package
-            info = files.info(path)
-            if info is None or info.type != "file":
+            facts = files.stat(path)
+            if facts is None or facts.type != "file":
                 continue
             stream = files.open(path)
             if stream is None:
@@ -308,7 +311,7 @@ class JavaCataloger:
             if not version:
                 continue  # some other "release" file
             home = path.rpartition("/")[0]
-            if files.info(home + "/bin/javac") is not None:
+            if files.stat(home + "/bin/javac") is not None:
                 kind = "jdk"
             else:  # a JDK trimmed of its tools still says what it was built as
                 kind = "jdk" if release.get("IMAGE_TYPE", "").upper() == "JDK" else "jre"
@@ -330,5 +333,5 @@ class JavaCataloger:
 
 
 def _is_file(files: FileView, path: str) -> bool:
-    info = files.info(path)
-    return info is not None and info.type != "dir"
+    facts = files.stat(path)
+    return facts is not None and facts.type != "dir"

@@ -148,7 +148,7 @@ class NpmCataloger:
             root = package_root(path)
             if root is None:
                 continue
-            item = files.info(path)
+            item = files.stat(path)
             if item is None or item.type == "dir":
                 continue
             owned.setdefault(root, []).append(path)

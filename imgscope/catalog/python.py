@@ -146,7 +146,7 @@ class PythonCataloger:
             if kind is None:
                 continue
             if kind[0] == "egg-file":
-                item = files.info(path)
+                item = files.stat(path)
                 if item is None or item.type != "file":
                     continue
             metas.append((kind[0], kind[1], path))
@@ -157,7 +157,7 @@ class PythonCataloger:
         for path in all_paths:
             parent = path.rpartition("/")[0]
             if parent in meta_dirs:
-                item = files.info(path)
+                item = files.stat(path)
                 if item is not None and item.type != "dir":
                     inside[parent].append(path)
 
@@ -234,7 +234,7 @@ class PythonCataloger:
             for entry in parse_lines(sources):
                 for rel in (entry, entry.removeprefix("src/"), entry.removeprefix("lib/")):
                     path = join_path(site, rel)
-                    if files.info(path) is not None:
+                    if files.stat(path) is not None:
                         claimed.append(path)
                         break
             if claimed:

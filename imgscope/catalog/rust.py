@@ -13,7 +13,7 @@ import zlib
 from dataclasses import dataclass
 
 from imgscope.catalog._common import make_purl
-from imgscope.catalog._elf import ElfImage, may_be_program
+from imgscope.catalog._elf import ElfImage, programs
 from imgscope.catalog.base import CatalogResult, FileView
 from imgscope.model import Package
 
@@ -97,12 +97,7 @@ class RustBinaryCataloger:
 
     def catalog(self, files: FileView) -> CatalogResult:
         result = CatalogResult()
-        for path in files.paths():
-            if not may_be_program(path):
-                continue
-            info = files.info(path)
-            if info is None or info.type != "file" or not info.mode & 0o111 or info.size < 1024:
-                continue
+        for path in programs(files, 1024):
             stream = files.open(path)
             if stream is None:
                 continue

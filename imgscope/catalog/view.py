@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from imgscope.catalog.base import FileInfo
@@ -45,11 +45,22 @@ class RegionFile(io.RawIOBase):
 
 
 class OverlayFileView:
+    files_only = False
+
     def __init__(self, fs: Overlay) -> None:
         self._fs = fs
         self._nodes = fs.index()
 
     def _node(self, path: str) -> Node | None:
+        """The node at `path`, following symlinks (the final one too)."""
+        node = self._nodes.get(path)
+        if node is not None and node.type is not EntryType.SYMLINK:
+            return node  # an indexed path has only real directories above it: nothing to follow
+        if node is None:
+            parent, _, leaf = path.rpartition("/")
+            above = self._nodes.get(parent)
+            if above is not None and above.type is EntryType.DIR and leaf not in ("", ".", ".."):
+                return None  # a real directory that has no such entry (an optional database)
         resolved = self._fs.resolve(path)
         return resolved[1] if resolved is not None else None
 
@@ -61,8 +72,15 @@ class OverlayFileView:
         return FileInfo(path=path, type=node.type.value, size=node.size, mode=node.mode,
                         layer=node.layer, link_target=node.link_target)
 
+    def stat(self, path: str) -> Node | None:
+        """The node itself (its type is an EntryType: a str, compared with ``==``)."""
+        return self._nodes.get(path) if path != "/" else self._fs.root
+
     def paths(self) -> Iterator[str]:
         return iter(self._nodes)
+
+    def entries(self) -> Iterable[tuple[str, Node]]:
+        return self._nodes.items()
 
     def read(self, path: str) -> bytes | None:
         node = self._node(path)

@@ -115,3 +115,21 @@ def test_deeply_nested_json_is_refused_not_raised():
     assert parse_package_json(deep) is None
     assert parse_package_lock(deep) == ({}, ["not a JSON object"])
     assert parse_dep_v0(zlib.compress(deep))[0] == []
+
+
+class _ShortReads(io.BytesIO):
+    """A file whose size (seek to the end) promises more than its reads give, as a file
+    cut while it is read does: section headers come back short by whole rows."""
+
+    def read(self, n: int | None = -1) -> bytes:
+        data = super().read(n)
+        # the section header table (rows of 64 bytes) comes back with its first two rows
+        return data[:128] if n and n > 256 and n % 64 == 0 else data
+
+
+def test_elf_section_headers_cut_short_are_not_an_index_error(corpus_data) -> None:
+    go = corpus_data.bytes("bin/go/trivy-go-test.elf")
+    full = ElfImage.parse(io.BytesIO(go))
+    assert full is not None and full.section(".go.buildinfo") is not None
+    cut = ElfImage.parse(_ShortReads(go))  # e_shstrndx (3) past the rows read: no names
+    assert cut is not None and cut.section(".go.buildinfo") is None
