@@ -37,7 +37,7 @@ class Case:
     image: str  # a label: the image name or the path given
     fmt: str  # docker, oci, zstd; for --images paths "file" (docker-archive) or "other"
     path: Path
-    tool: str  # "imgscope", "imgscope-json", "dive"
+    tool: str  # "imgscope", "imgscope-json", "imgscope-reader", "dive"
     argv: list[str]
     walls: list[float] = field(default_factory=list)
     rss_kib: list[int] = field(default_factory=list)
@@ -85,6 +85,8 @@ def cases_for(image: str, fmt: str, path: Path, with_dive: bool) -> list[Case]:
     out = [
         Case(image, fmt, path, "imgscope", imgscope),
         Case(image, fmt, path, "imgscope-json", [*imgscope, "--format", "json"]),
+        # The reader alone (no packages, findings or advice): what attribution costs on top.
+        Case(image, fmt, path, "imgscope-reader", [*imgscope, "--no-packages"]),
     ]
     # dive reads only docker-archive (and a Docker engine, which these machines lack).
     if with_dive and fmt in ("docker", "file"):

@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     inspect = commands.add_parser("inspect", help="layers, sizes, wasted bytes, findings")
     _image_options(inspect)
+    inspect.add_argument("--no-packages", action="store_true",
+                         help="layers, files and wasted bytes only (dive's view): no package "
+                              "attribution, build-tool findings or advice; faster")
     _gate_options(inspect)
     advise = commands.add_parser("advise", help="build tools left in, and how to make the "
                                                 "image small (with a Dockerfile sketch)")
@@ -86,8 +89,16 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from imgscope.api import analyze
 
     rules = _gate_rules(args)  # a malformed rule is exit 2 before any reading
+    if args.no_packages:
+        from imgscope.rules import PACKAGE_METRICS
+
+        for rule in rules or ():
+            if rule.metric in PACKAGE_METRICS:
+                raise ImgscopeError(f"rule {rule.text!r} ({rule.source}) needs the package "
+                                    "analysis that --no-packages skips")
     analysis = analyze(args.image, image=args.select_image, platform=args.platform,
-                       verify=not args.no_verify, progress=_progress_printer())
+                       verify=not args.no_verify, progress=_progress_printer(),
+                       catalog=not args.no_packages)
     results = _gate(rules, analysis)
     if args.format == "json":
         from imgscope.report.json_report import dumps, inspect_document
@@ -117,6 +128,8 @@ def _gate_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _gate_rules(args: argparse.Namespace) -> list | None:
+    if args.fail_on is None and args.rules is None:
+        return None  # no gate: imgscope.rules is not even imported
     from imgscope.rules import parse_fail_on, parse_rules_file
 
     rules = []

@@ -48,6 +48,7 @@ from imgscope.api import (
     _analyze_resolved,
     _check_layer,
     run_catalogers,
+    start_hashing,
 )
 from imgscope.archive.container import Container, open_container
 from imgscope.archive.image import ResolvedImage, resolve_image
@@ -59,7 +60,6 @@ from imgscope.archive.streams import (
     RegionHasher,
     file_chunks,
     hash_region,
-    pending_digests,
     sniff_compression,
 )
 from imgscope.attribution import (
@@ -907,13 +907,8 @@ class _Pair:
         # The first side's shared layers are hashed as api._analyze_resolved hashes layers
         # (a child process, ahead of the walk); the second side's copies by another child,
         # hash only, never walked.
-        readers = [layer.reader for layer in recorder.layers.values()]
-        regions = [(r, region) for r in readers for region in [r.hash_region()]
-                   if region is not None]
-        self._hashers.append(RegionHasher([region for _, region in regions]))
-        for (reader, _), digest in zip(regions, pending_digests(self._hashers[-1], len(regions)),
-                                       strict=True):
-            reader.set_pending_digest(digest)
+        start_hashing([layer.reader for layer in recorder.layers.values()],
+                      self.checks[first.name].hashers)
         second_names: list[str] = []
         jobs: list[tuple[Blob, bool]] = []
         if shared and self.verify:

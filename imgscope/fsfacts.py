@@ -41,37 +41,50 @@ class FsFacts:
 
 def collect_facts(fs: Overlay) -> FsFacts:
     facts = FsFacts()
+    index = fs.index()  # built once and reused downstream
     seen_inodes: set[int] = set()
-    dir_bytes: dict[str, int] = {}
+    # Bytes of the files directly in each directory, summed up the tree afterwards: once per
+    # directory rather than once per file and ancestor.
+    direct: dict[str, int] = {}
     files: list[tuple[int, str, int]] = []
-    for path, node in fs.index().items():  # the index is built once and reused downstream
-        facts.final_entries += 1
+    setuid, world_writable = facts.setuid, facts.world_writable
+    file_type, dir_type = EntryType.FILE, EntryType.DIR
+    for path, node in index.items():
         etype = node.type
-        if etype is EntryType.FILE and node.inode is not None:
-            key = id(node.inode)
-            if key in seen_inodes:
+        if etype is file_type:
+            inode = node.inode
+            if inode is None:
                 continue
-            seen_inodes.add(key)
-            size = node.inode.size
-            facts.final_files += 1
-            facts.final_bytes += size
+            if inode.links > 1:  # a hard-linked file counts once, at its first name
+                key = id(inode)
+                if key in seen_inodes:
+                    continue
+                seen_inodes.add(key)
+            size = inode.size
             files.append((size, path, node.layer))
             parent = path.rpartition("/")[0]
-            while parent:
-                dir_bytes[parent] = dir_bytes.get(parent, 0) + size
-                parent = parent.rpartition("/")[0]
-            if node.mode & 0o6000:
-                facts.setuid.append(ModePath(path, node.mode, node.uid, node.gid, etype.value))
-            if node.mode & 0o002:
-                facts.world_writable.append(
-                    ModePath(path, node.mode, node.uid, node.gid, etype.value))
-        elif etype is EntryType.DIR and node.mode & 0o002 and not node.mode & 0o1000:
+            if parent:
+                direct[parent] = direct.get(parent, 0) + size
+            mode = node.mode
+            if mode & 0o6002:
+                if mode & 0o6000:
+                    setuid.append(ModePath(path, mode, node.uid, node.gid, etype.value))
+                if mode & 0o002:
+                    world_writable.append(ModePath(path, mode, node.uid, node.gid, etype.value))
+        elif etype is dir_type and node.mode & 0o002 and not node.mode & 0o1000:
             # A world-writable directory without the sticky bit lets anyone replace files.
-            facts.world_writable.append(ModePath(path, node.mode, node.uid, node.gid, etype.value))
-    facts.biggest_files = [
-        SizedPath(p, s, layer)
-        for s, p, layer in heapq.nlargest(TOP, files, key=lambda item: (item[0], item[1]))
-    ]
+            world_writable.append(ModePath(path, node.mode, node.uid, node.gid, etype.value))
+    dir_bytes = dict(direct)
+    for directory, size in direct.items():
+        parent = directory.rpartition("/")[0]
+        while parent:
+            dir_bytes[parent] = dir_bytes.get(parent, 0) + size
+            parent = parent.rpartition("/")[0]
+    facts.final_entries = len(index)
+    facts.final_files = len(files)
+    facts.final_bytes = sum(size for size, _, _ in files)
+    # (size, path) never ties, so the tuples compare without reaching the layer.
+    facts.biggest_files = [SizedPath(p, s, layer) for s, p, layer in heapq.nlargest(TOP, files)]
     facts.biggest_dirs = [
         SizedPath(p, s)
         for p, s in heapq.nlargest(TOP, dir_bytes.items(), key=lambda item: (item[1], item[0]))

@@ -48,6 +48,10 @@ CATEGORIES = ("build-tools", "dev-files", "package-cache", "unstripped", "source
               "build-output", "debug", "findings")
 
 
+# What only the package analysis (findings, recommendations) can measure.
+PACKAGE_METRICS = frozenset(CATEGORIES) | {"savings"}
+
+
 @dataclass(frozen=True, slots=True)
 class Metric:
     kind: str  # "bytes", "ratio", "count"

@@ -20,6 +20,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 from imgscope.analyze.dockerfile import BaseImage, clean_instruction, find_base
 from imgscope.analyze.types import ElfInfo, RuntimeClosure
@@ -148,6 +149,9 @@ _EXEC_DIRS = re.compile(r"/(s?bin|libexec(/.+)?|lib/gcc(-cross)?/.+|pkg/tool/[^/
 
 def is_tool(path: str) -> bool:
     """A known build tool's executable (not, say, /usr/share/lintian/overrides/gcc-12)."""
+    if "bin/" not in path and "/libexec" not in path and "/lib/gcc" not in path \
+            and "/pkg/tool/" not in path:
+        return False  # _EXEC_DIRS needs one of these; its search is slow on long paths
     return bool(_EXEC_DIRS.search(path)) and tool_name(path) is not None
 
 
@@ -363,6 +367,7 @@ class BuildToolScan:
     graph: PackageGraph | None = None
     limits: tuple[str, ...] = ()  # what this scan could not see
     table: FileTable | None = None  # the final filesystem's files, for the recommendations
+    info_files: Mapping[str, list[str]] | None = None  # dpkg_info_files(table)
 
     @property
     def findings(self) -> list[Finding]:
@@ -382,12 +387,15 @@ class CanonicalPaths(Mapping[str, str]):
     def __getitem__(self, path: str) -> str:
         return path if path in self._size else self._alias[path]
 
+    def get(self, path: str, default: str | None = None) -> str | None:
+        # Mapping.get goes through __getitem__ and a KeyError: slow on the scan's hot paths.
+        return path if path in self._size else self._alias.get(path, default)
+
     def __contains__(self, path: object) -> bool:
         return path in self._size or path in self._alias
 
     def __iter__(self) -> Iterator[str]:
-        yield from self._size
-        yield from self._alias
+        return chain(self._size, self._alias)
 
     def __len__(self) -> int:
         return len(self._size) + len(self._alias)
@@ -407,11 +415,12 @@ class FileTable:
         layer: dict[str, int] = {}
         alias: dict[str, str] = {}
         first: dict[int, str] = {}
+        file_type = EntryType.FILE
         for path, node in fs.index().items():
-            if node.type is not EntryType.FILE or node.inode is None:
-                continue
             inode = node.inode
-            if inode.links > 1 or id(inode) in first:  # only hard links need the lookup
+            if node.type is not file_type or inode is None:
+                continue
+            if inode.links > 1:  # only hard links need the lookup
                 canon = first.setdefault(id(inode), path)
                 if canon != path:
                     alias[path] = canon
@@ -430,11 +439,12 @@ class _Claims:
 
     def take(self, paths: Iterable[str], label: str) -> list[str]:
         got = []
+        canonical, owner = self.table.canonical.get, self.owner
         for path in paths:
-            canon = self.table.canonical.get(path)
-            if canon is None or canon in self.owner:
+            canon = canonical(path)
+            if canon is None or canon in owner:
                 continue
-            self.owner[canon] = label
+            owner[canon] = label
             got.append(canon)
         return got
 
@@ -467,9 +477,7 @@ def scan(fs: Overlay, view: FileView, attribution: Attribution | None,
     protected = graph.forward(closure_keys) | (closure_keys - graph.packages.keys())
     closure_canon = {table.canonical.get(p, p) for p in closure_files}
 
-    files_of: dict[str, list[str]] = defaultdict(list)
-    for path, key in owner_of.items():
-        files_of[key].append(path)
+    files_of = _files_of(owner_of)
     info_files = dpkg_info_files(table)
 
     # 1. Packages: by name, then the ones only build tools need.
@@ -477,6 +485,7 @@ def scan(fs: Overlay, view: FileView, attribution: Attribution | None,
     why: dict[str, str] = {}
     kept_tools: list[tuple[str, str]] = []
     all_packages = {package_key(p): p for p in packages}
+    os_keys = frozenset(k for k, p in all_packages.items() if p.ecosystem in OS_ECOSYSTEMS)
     for key, p in all_packages.items():
         fam = family_of(p)
         if fam is None:
@@ -498,6 +507,7 @@ def scan(fs: Overlay, view: FileView, attribution: Attribution | None,
         why[key] = reason
 
     hits: list[Hit] = []
+    canonical, size_of = table.canonical.get, table.size.__getitem__
     by_family: dict[str, list[str]] = defaultdict(list)
     for key, fam in family.items():
         by_family[fam].append(key)
@@ -511,13 +521,14 @@ def scan(fs: Overlay, view: FileView, attribution: Attribution | None,
         evidence: list[str] = []
         for key in keys:
             p = all_packages[key]
-            own = [f for f in files_of.get(key, ()) if table.canonical.get(f) not in closure_canon]
+            paths = files_of.get(key, ())
+            own = [f for f in paths if canonical(f) not in closure_canon]
             if p.ecosystem == "deb":
                 own += info_files.get(p.name, ())
             got = claims.take(sorted(own), key)
             files += got
-            items.append((key, sum(table.size[f] for f in got)))
-            evidence += [f for f in files_of.get(key, ()) if f in table.size and is_tool(f)]
+            items.append((key, sum(map(size_of, got))))
+            evidence += [f for f in paths if f in table.size and is_tool(f)]
         items.sort(key=lambda kv: (-kv[1], kv[0]))
         evidence.sort(key=lambda f: (-table.size[f], f))  # the biggest tools first: cc1plus
         kind, title, reason = _FAMILY_INFO[fam]
@@ -532,9 +543,10 @@ def scan(fs: Overlay, view: FileView, attribution: Attribution | None,
                          items, tuple(k for k, _ in items), evidence, fam))
 
     # 2. Files no OS package owns, by path.
-    free = [p for p in sorted(table.size) if not _os_owned(owner_of.get(p), all_packages)
-            and p not in closure_canon]
-    rules, maybe = _path_rules(table, owner_of, all_packages, view, magic_check)
+    unowned = [p for p in table.size if owner_of.get(p) not in os_keys]
+    unowned.sort()
+    free = [p for p in unowned if p not in closure_canon]
+    rules, maybe = _path_rules(table, owner_of, os_keys, view, magic_check)
     # One pass: a file goes to the first rule that matches it (most match none).
     grouped: list[dict[str, list[str]]] = [defaultdict(list) for _ in rules]
     for path in free:
@@ -552,7 +564,7 @@ def scan(fs: Overlay, view: FileView, attribution: Attribution | None,
             got = claims.take(groups[root], rule.id)
             if got:
                 files += got
-                items.append((root, sum(table.size[f] for f in got)))
+                items.append((root, sum(map(size_of, got))))
         if not files:
             continue
         items.sort(key=lambda kv: (-kv[1], kv[0]))
@@ -562,8 +574,7 @@ def scan(fs: Overlay, view: FileView, attribution: Attribution | None,
     # 3. What strip would save on ELF files that stay (no OS package ships unstripped files
     # on purpose; -dbg packages are found above).
     if elf is None:
-        elf = _elf_infos(view, [p for p in sorted(table.size) if p not in claims.owner
-                                and not _os_owned(owner_of.get(p), all_packages)], fs)
+        elf = _elf_infos(view, [p for p in unowned if p not in claims.owner], fs)
     strip_items: list[tuple[str, int]] = []
     compilers: dict[str, str] = {}
     for path in sorted(elf):
@@ -573,7 +584,7 @@ def scan(fs: Overlay, view: FileView, attribution: Attribution | None,
             continue
         if info.compiler:
             compilers[path] = info.compiler
-        if canon in claims.owner or _os_owned(owner_of.get(path), all_packages):
+        if canon in claims.owner or owner_of.get(path) in os_keys:
             continue
         if not info.stripped and info.strip_savings > 0 and info.elf_type != "rel":
             strip_items.append((path, min(info.strip_savings, table.size[path])))
@@ -601,7 +612,7 @@ def scan(fs: Overlay, view: FileView, attribution: Attribution | None,
     return BuildToolScan(tuple(hits), base, release, closure, frozenset(protected),
                          tuple(sorted(kept_tools)), removable, dict(elf), graph,
                          tuple(limits + list(closure.limits if closure is not None else ())),
-                         table)
+                         table, info_files)
 
 
 def _names(names: Sequence[str], limit: int = 4) -> str:
@@ -613,11 +624,12 @@ def _hit(kind: str, category: str, title: str, files: list[str], table: FileTabl
          instruction_of: Mapping[int, str], reason: str, items: list[tuple[str, int]],
          packages: tuple[str, ...], evidence: list[str], family: str) -> Hit:
     per_layer: dict[int, int] = defaultdict(int)
+    layer, size = table.layer, table.size
     for f in files:
-        per_layer[table.layer[f]] += table.size[f]
+        per_layer[layer[f]] += size[f]
     main = max(per_layer, key=lambda la: (per_layer[la], -la)) if per_layer else None
     finding = Finding(
-        kind=kind, title=title, bytes=sum(table.size[f] for f in files),
+        kind=kind, title=title, bytes=sum(per_layer.values()),
         paths=tuple(dict.fromkeys(evidence))[:EVIDENCE_PATHS], packages=packages, layer=main,
         instruction=instruction_of.get(main) if main is not None else None, reason=reason,
         category=category, files=len(files), items=tuple(items),
@@ -642,11 +654,12 @@ def _release(view: FileView) -> dict[str, str]:
     return {}
 
 
-def _os_owned(key: str | None, packages: Mapping[str, Package]) -> bool:
-    if key is None:
-        return False
-    p = packages.get(key)
-    return p is not None and p.ecosystem in OS_ECOSYSTEMS
+def _files_of(owner_of: Mapping[str, str]) -> dict[str, list[str]]:
+    """Package key -> the paths it owns."""
+    files_of: dict[str, list[str]] = defaultdict(list)
+    for path, key in owner_of.items():
+        files_of[key].append(path)
+    return files_of
 
 
 def dpkg_info_files(table: FileTable) -> dict[str, list[str]]:
@@ -714,14 +727,17 @@ class PathRule:
     match: Callable[[str], str | None]  # path -> group root, or None
 
 
-_REGEX_HINTS: list[str] = []  # every regex rule's pattern, for the quick filter
+# Every regex rule's pattern, for the quick filter. Each alternative of a pattern ends in
+# "/": it matches a directory prefix, so a path's directory decides it.
+_REGEX_HINTS: dict[str, re.Pattern[str]] = {}
 
 
 def _regex_rule(rule_id: str, kind: str, category: str, title: str, reason: str,
                 pattern: str) -> PathRule:
-    rx = re.compile(pattern)
-    if pattern not in _REGEX_HINTS:
-        _REGEX_HINTS.append(pattern)
+    rx = _REGEX_HINTS.get(pattern)
+    if rx is None:
+        assert pattern.endswith(")/"), pattern  # a directory prefix (see _REGEX_HINTS)
+        rx = _REGEX_HINTS[pattern] = re.compile(pattern)
 
     def match(path: str) -> str | None:
         m = rx.match(path)
@@ -753,9 +769,9 @@ _NOT_SOURCE = re.compile(
     r"|\.git|\.cargo|\.rustup)/")
 
 
-def _path_rules(table: FileTable, owner_of: Mapping[str, str],
-                packages: Mapping[str, Package], view: FileView,
-                magic_check: bool) -> tuple[list[PathRule], Callable[[str], bool]]:
+def _path_rules(table: FileTable, owner_of: Mapping[str, str], os_keys: frozenset[str],
+                view: FileView, magic_check: bool
+                ) -> tuple[list[PathRule], Callable[[str], bool]]:
     """The rules in claiming order, and a cheap test that is false for a path no rule
     can match (one regex instead of twenty rules per file)."""
     paths = table.canonical
@@ -763,19 +779,18 @@ def _path_rules(table: FileTable, owner_of: Mapping[str, str],
     def exists(p: str) -> bool:
         return p in paths or view.info(p) is not None
 
-    def os_owned(p: str) -> bool:
-        return _os_owned(owner_of.get(p), packages)
-
-    # Toolchain roots found by their layout, not their names.
-    goroots = sorted({
-        p[: -len("/bin/go")] for p in paths
-        if p.endswith("/bin/go") and not os_owned(p)
-        and (exists(p[: -len("/bin/go")] + "/src/runtime/proc.go")
-             or exists(p[: -len("/bin/go")] + "/VERSION"))
-    }, key=len)
-    jdk_homes = sorted({
-        p[: -len("/bin/javac")] for p in paths if p.endswith("/bin/javac") and not os_owned(p)
-    })
+    # Toolchain roots found by their layout, not their names (one pass over the paths).
+    go_homes: set[str] = set()
+    java_homes: set[str] = set()
+    for p in paths:
+        if p.endswith(("/bin/go", "/bin/javac")) and owner_of.get(p) not in os_keys:
+            if p.endswith("/bin/go"):
+                go_homes.add(p[: -len("/bin/go")])
+            else:
+                java_homes.add(p[: -len("/bin/javac")])
+    goroots = sorted((h for h in go_homes
+                      if exists(h + "/src/runtime/proc.go") or exists(h + "/VERSION")), key=len)
+    jdk_homes = sorted(java_homes)
 
     def in_roots(roots: Sequence[str]) -> Callable[[str], str | None]:
         def match(path: str) -> str | None:
@@ -919,14 +934,23 @@ def _path_rules(table: FileTable, owner_of: Mapping[str, str],
                  "the program's sources and build inputs are not needed to run it", sources),
     ]
     # After the rules: building them registered their patterns.
-    roots = tuple(r + "/" for r in [*goroots, *jdk_homes])
-    quick = re.compile("|".join([*_REGEX_HINTS, r"^/(usr/local|opt)/", r"/include/",
-                                 r"\.(a|la|pc|o)$", r"/target/", r"\.egg-info/", r"/build/",
-                                 r"(" + "|".join(re.escape(e) for e in _SOURCE_EXT) + r")$",
-                                 r"/(" + "|".join(re.escape(n) for n in _BUILD_FILES) + r")$"]))
+    roots = tuple(r + "/" for r in [*goroots, *jdk_homes, "/usr/local", "/opt"])
+    hints = list(_REGEX_HINTS.values())
+    suffixes = (".a", ".la", ".pc", ".o", *_SOURCE_EXT)
+    hinted: dict[str, bool] = {}  # directory -> a regex rule may match below it
 
     def maybe(path: str) -> bool:
-        return path.startswith(roots) or quick.search(path) is not None
+        # What the other rules look for, as plain string tests; then the regex rules, once
+        # per directory (most free files sit in a few directories: /var/lib/dpkg/info).
+        if path.startswith(roots) or path.endswith(suffixes) or "/include/" in path \
+                or "/target/" in path or "/build/" in path or ".egg-info/" in path \
+                or path.rpartition("/")[2] in _BUILD_FILES:
+            return True
+        directory = path[: path.rfind("/") + 1]
+        hit = hinted.get(directory)
+        if hit is None:
+            hit = hinted[directory] = any(rx.search(directory) for rx in hints)
+        return hit
 
     return rules, maybe
 

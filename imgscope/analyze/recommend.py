@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from imgscope.analyze.buildtools import (
@@ -107,22 +107,22 @@ class Versions:
             hidden_of[w.path].append(i)
         return cls(
             path=paths + [w.path for w in wasted],
-            layer=[table.layer[p] for p in paths] + [w.layer for w in wasted],
-            size=[table.size[p] for p in paths] + [w.size for w in wasted],
+            layer=list(map(table.layer.__getitem__, paths)) + [w.layer for w in wasted],
+            size=list(table.size.values()) + [w.size for w in wasted],
             finals=len(paths),
-            final_of={p: i for i, p in enumerate(paths)},
+            final_of=dict(zip(paths, range(len(paths)), strict=True)),
             hidden_of=dict(hidden_of),
         )
 
     def of(self, paths: Iterable[str], *, final_only: bool = False,
            min_layer: int = 0) -> set[int]:
-        out: set[int] = set()
-        for p in paths:
-            i = self.final_of.get(p)
-            if i is not None and self.layer[i] >= min_layer:
-                out.add(i)
-            if not final_only:
-                out.update(j for j in self.hidden_of.get(p, ()) if self.layer[j] >= min_layer)
+        paths = paths if isinstance(paths, (list, tuple)) else list(paths)
+        layer = self.layer
+        # map() does the lookups; Python code runs only for the versions found.
+        out = {i for i in map(self.final_of.get, paths) if i is not None and layer[i] >= min_layer}
+        if not final_only:
+            for hidden in filter(None, map(self.hidden_of.get, paths)):  # most paths have none
+                out.update(j for j in hidden if layer[j] >= min_layer)
         return out
 
 
@@ -216,22 +216,29 @@ def _order(candidates: list[_Candidate], versions: Versions, image_bytes: int
            ) -> list[Recommendation]:
     remaining = list(versions.size)
     count = len(remaining)
+    layer = versions.layer
 
-    def dropped(c: _Candidate) -> Iterable[int]:
-        if c.keep is None:
-            return c.remove
-        keep, below, layer = c.keep, c.keep_below_layer, versions.layer
-        return (i for i in range(count) if i not in keep and layer[i] >= below)
+    def not_kept(keep: frozenset[int], below: int) -> list[int]:
+        return [i for i in range(count) if i not in keep and layer[i] >= below]
+
+    # The versions each candidate drops, listed once: a new image's are all but those it keeps.
+    drops: dict[int, Collection[int]] = {
+        id(c): c.remove if c.keep is None else not_kept(c.keep, c.keep_below_layer)
+        for c in candidates}
+
+    def dropped(c: _Candidate) -> Collection[int]:
+        return drops[id(c)]
 
     def gain(c: _Candidate) -> int:
-        gone = set(dropped(c)) if c.partial else None
-        total = sum(remaining[i] for i in (gone if gone is not None else dropped(c)))
-        total += sum(min(b, remaining[i]) for i, b in c.partial.items()
-                     if gone is None or i not in gone)
+        gone = dropped(c)
+        total = sum(map(remaining.__getitem__, gone))
+        if c.partial:
+            gone = gone if isinstance(gone, (set, frozenset)) else set(gone)
+            total += sum(min(b, remaining[i]) for i, b in c.partial.items() if i not in gone)
         return total - c.added
 
     sizes = versions.size
-    alone = {id(c): sum(sizes[i] for i in dropped(c))
+    alone = {id(c): sum(map(sizes.__getitem__, dropped(c)))
              + sum(b for i, b in c.partial.items() if c.keep is None and i not in c.remove)
              - c.added for c in candidates}
     left = [c for c in candidates if alone[id(c)] > 0]
@@ -276,7 +283,12 @@ class _Context:
         self.instruction_of = {info.index: clean_instruction(info.created_by)
                                for info in analysis.layers}
         self.build_hits = [h for h in result.hits if h.finding.kind in BUILD_KINDS]
-        self.info_files = dpkg_info_files(table)
+        self.info_files = (result.info_files if result.info_files is not None
+                           and result.table is table else dpkg_info_files(table))
+        self.os_keys = frozenset(k for k, u in self.usage.items() if u.package.ecosystem in OS)
+        self._expanded: dict[tuple[str, ...], list[str]] = {}
+        self._app_paths: list[str] | None = None
+        self._build_versions: frozenset[int] | None = None
 
     # helpers ---------------------------------------------------------------------------------
 
@@ -286,6 +298,12 @@ class _Context:
     def hit_versions(self, hits: Iterable[Hit], min_layer: int = 0) -> set[int]:
         """Every version of the hits' files: the final one and those lower layers hid."""
         return self.versions.of((p for h in hits for p in h.files), min_layer=min_layer)
+
+    def build_versions(self) -> frozenset[int]:
+        """hit_versions(self.build_hits), which several recommendations start from."""
+        if self._build_versions is None:
+            self._build_versions = frozenset(self.hit_versions(self.build_hits))
+        return self._build_versions
 
     def main_layer(self, indices: Iterable[int]) -> int | None:
         per: dict[int, int] = defaultdict(int)
@@ -366,8 +384,9 @@ class _Context:
             evidence.append("copied from the builder: " + ", ".join(app[:10]))
         if install:
             evidence.append("installed in the runtime stage: " + " ".join(install))
+        app_files = set(self.expand(app))
         compilers = sorted({info.compiler for p, info in self.scan.elf.items()
-                            if info.compiler and p in set(self.expand(app))})
+                            if info.compiler and p in app_files})
         if compilers:
             evidence.append("the app was built by " + "; ".join(compilers[:3]))
         if estimate:
@@ -392,58 +411,72 @@ class _Context:
         non-package file below it is needed and no package owns anything there. Byte-code of
         package-owned modules is left out: installing the package regenerates it."""
         owner_of = self.attribution.owner_of if self.attribution else {}
-        os_owned = {p for p, k in owner_of.items()
-                    if k in self.usage and self.usage[k].package.ecosystem in OS}
-        needed = {p for p in self.expand(app) if not self.regenerated(p, os_owned)
+        os_keys = self.os_keys
+        needed = {p for p in self.expand(app) if not self.regenerated(p, owner_of)
                   and p not in _GENERATED}
         needed |= {p for p in app if p not in self.table.size}  # symlinks, empty dirs
-        free: dict[str, int] = defaultdict(int)
-        hit: dict[str, int] = defaultdict(int)
-        packaged: set[str] = set()
+        # A directory can be copied whole when it has files below it and every one of them
+        # is needed and owned by no OS package. Marking each file's parent, then its
+        # ancestors until one is already marked, walks each directory chain once.
+        has_files: set[str] = set()
+        has_others: set[str] = set()  # a package-owned or unneeded file below
         for path in self.table.canonical:
-            for parent in _parents(path):
-                if path in os_owned:
-                    packaged.add(parent)
-                else:
-                    free[parent] += 1
-                    if path in needed:
-                        hit[parent] += 1
-        whole = {d for d in free if d not in packaged and free[d] == hit[d]
-                 and d not in _SYSTEM_DIRS}
+            parent = path.rpartition("/")[0] or "/"
+            if parent not in has_files:
+                _mark_up(has_files, parent)
+            if parent not in has_others and (path not in needed
+                                             or owner_of.get(path) in os_keys):
+                _mark_up(has_others, parent)
         out = []
         for path in sorted(needed):
-            tops = [d for d in _parents(path) if d in whole]
+            tops = [d for d in _parents(path) if d in has_files and d not in has_others
+                    and d not in _SYSTEM_DIRS]
             out.append(tops[0] if tops else path)
         return sorted(dict.fromkeys(out))
 
-    def regenerated(self, path: str, os_owned: set[str]) -> bool:
+    def regenerated(self, path: str, owner_of: Mapping[str, str]) -> bool:
         """A .pyc whose .py a package owns (through symlinks too): its postinst writes it."""
         m = _PYC.match(path)
         if not m:
             return False
         resolved = self.analysis.fs.resolve(f"{m.group(1)}/{m.group(2)}.py")
-        return resolved is not None and resolved[0] in os_owned
+        return resolved is not None and owner_of.get(resolved[0]) in self.os_keys
 
     def app_paths(self) -> list[str]:
+        if self._app_paths is None:
+            self._app_paths = self._find_app_paths()
+        return list(self._app_paths)
+
+    def _find_app_paths(self) -> list[str]:
         closure = self.scan.closure
         assert closure is not None
         owner_of = self.attribution.owner_of if self.attribution else {}
-        os_keys = {k for k, u in self.usage.items() if u.package.ecosystem in OS}
+        os_keys = self.os_keys
         roots = list(closure.app_paths)
+        # A path is inside a root when it is one, or when the root (without a trailing "/")
+        # is the part before one of its slashes: set lookups, not a scan of every root.
+        exact = set(roots)
+        stems = {r.rstrip("/") for r in roots}
         for path in closure.files:
             if path in _GENERATED:
                 continue
             canon = self.table.canonical.get(path, path)
             if owner_of.get(canon) in os_keys or owner_of.get(path) in os_keys:
                 continue
-            inside = any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+            inside = path in exact or _below(path, stems)
             if not inside and path in self.table.canonical:
                 roots.append(path)
+                exact.add(path)
+                stems.add(path.rstrip("/"))
         return sorted(dict.fromkeys(roots))
 
     def expand(self, roots: Sequence[str]) -> list[str]:
-        prefixes = tuple(r.rstrip("/") + "/" for r in roots)
-        return [p for p in self.table.size if p in roots or p.startswith(prefixes)]
+        """The final files at or below the roots (one pass over every file: remembered)."""
+        key = tuple(roots)
+        found = self._expanded.get(key)
+        if found is None:
+            found = self._expanded[key] = _at_or_below(self.table.size, roots)
+        return found
 
     def choose_base(self, override: str | None) -> RuntimeBase:
         closure = self.scan.closure
@@ -583,7 +616,7 @@ class _Context:
         hits = self.build_hits
         if not hits:
             return []
-        remove = self.own(self.hit_versions(hits))
+        remove = self.own(self.build_versions())
         if not remove:
             return []
         layer = self.main_layer(remove)
@@ -634,7 +667,7 @@ class _Context:
 
     def slimmer_base(self) -> list[_Candidate]:
         hits = self.build_hits
-        remove = frozenset(i for i in self.hit_versions(hits)
+        remove = frozenset(i for i in self.build_versions()
                            if self.versions.layer[i] < self.base_layers)
         if not remove:
             return []
@@ -848,6 +881,47 @@ _SYSTEM_DIRS = frozenset({
 # Written by package scripts (ldconfig) in whatever image they run in: never copied.
 _GENERATED = frozenset({"/etc/ld.so.cache", "/var/cache/ldconfig/aux-cache"})
 _PYC = re.compile(r"^(.*)/__pycache__/([^/.]+)\.[\w-]+?(?:\.opt-\d)?\.pyc$")
+
+
+def _at_or_below(paths: Iterable[str], roots: Sequence[str]) -> list[str]:
+    """The paths that are a root or start with one (without its trailing "/") and "/"."""
+    exact = set(roots)
+    stems = {r.rstrip("/") for r in roots}
+    if len(stems) <= 32:  # str.startswith tries every prefix: quick while they are few
+        prefixes = tuple(s + "/" for s in stems)
+        return [p for p in paths if p in exact or p.startswith(prefixes)]
+    known: dict[str, bool] = {}  # directory -> it or a parent is a stem
+
+    def below(path: str) -> bool:
+        head, slash, _ = path.rpartition("/")
+        if not slash:
+            return False
+        hit = known.get(head)
+        if hit is None:
+            hit = known[head] = head in stems or below(head)
+        return hit
+
+    return [p for p in paths if p in exact or below(p)]
+
+
+def _below(path: str, stems: set[str]) -> bool:
+    """Whether some stem s has path.startswith(s + "/")."""
+    i = path.find("/")
+    while i >= 0:
+        if path[:i] in stems:
+            return True
+        i = path.find("/", i + 1)
+    return False
+
+
+def _mark_up(marked: set[str], directory: str) -> None:
+    """Add the directory and its ancestors up to the first one already marked (whose own
+    ancestors are marked then too)."""
+    while directory not in marked:
+        marked.add(directory)
+        if directory == "/":
+            return
+        directory = directory.rpartition("/")[0] or "/"
 
 
 def _parents(path: str) -> list[str]:

@@ -126,6 +126,24 @@ def test_gate_from_a_rules_file(c_built, cli, tmp_path: Path) -> None:
                for line in r.err_lines)
 
 
+@needs_host_toolchain
+def test_no_packages_is_dives_view_and_refuses_package_rules(c_built, cli) -> None:
+    full = cli("inspect", c_built.path, "--format", "json").json()
+    r = cli("inspect", c_built.path, "--no-packages", "--format", "json",
+            "--fail-on", "wasted>60kB")
+    assert r.rc == 1  # the wasted-bytes rule still runs, on the same figure
+    doc = r.json()
+    for key in ("sizes", "efficiency", "wasted", "layers", "biggest_files"):
+        assert doc[key] == full[key]
+    assert doc["ci"]["rules"][0]["value"] == c_built.wasted
+    assert full["packages"] and full["advice"]
+    assert doc["packages"] is None and doc["advice"] is None
+    r = cli("inspect", c_built.path, "--no-packages", "--fail-on", "wasted>1GB,build-tools")
+    assert r.rc == 2 and r.out == ""
+    assert r.err_lines == ["imgscope: error: rule 'build-tools' (--fail-on) needs the package "
+                           "analysis that --no-packages skips"]
+
+
 def test_malformed_gate_is_exit_2_with_one_line(cli, tmp_path: Path) -> None:
     image = tmp_path / "not-read.tar"  # never opened: rules are checked first
     r = cli("inspect", image, "--fail-on", "wasted>>5")
