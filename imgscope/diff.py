@@ -1239,11 +1239,15 @@ def _comparable(a: Blob, b: Blob) -> bool:
 
 def _same_bytes(a: Blob, b: Blob) -> bool:
     assert a.fd is not None and b.fd is not None
+    # Two reused buffers (see streams.hash_region for why not a new bytes object per read).
+    mine, theirs = bytearray(COMPARE_CHUNK), bytearray(COMPARE_CHUNK)
     done = 0
     while done < a.size:
         n = min(COMPARE_CHUNK, a.size - done)
-        chunk = os.pread(a.fd, n, a.offset + done)
-        if len(chunk) != n or chunk != os.pread(b.fd, n, b.offset + done):
+        if n < COMPARE_CHUNK:  # the last piece
+            del mine[n:], theirs[n:]
+        if os.preadv(a.fd, [mine], a.offset + done) != n \
+                or os.preadv(b.fd, [theirs], b.offset + done) != n or mine != theirs:
             return False  # hashed instead: the digests then say what differs
         done += n
     return True
