@@ -194,17 +194,21 @@ def run_catalogers(catalogers: Sequence[Cataloger], fs: Overlay) -> tuple[list[P
 
 class PendingChecks:
     """Layer digests still being computed by another process when the walk is done, and
-    the process computing them. `settle` waits for them and fails on a mismatch; it is
+    the processes computing them. `settle` waits for them and fails on a mismatch; it is
     called as late as possible (after cataloging and advice), so that the hashing of the
-    largest layer overlaps everything else this process does."""
+    largest layer overlaps everything else this process does.
+
+    A check's source is the reader still awaiting its digest, or (a layer read elsewhere,
+    diff's shared layers) the LayerRead its reader completes: those readers are settled
+    first by whoever owns them."""
 
     def __init__(self) -> None:
         self.hashers: list[RegionHasher] = []
-        self.layers: list[tuple[int, str, str | None, str | None, LayerReader]] = []
+        self.layers: list[tuple[int, str, str | None, str | None, LayerReader | LayerRead]] = []
 
     def settle(self, analysis: Analysis) -> None:
-        for index, name, claimed_blob, claimed_diff_id, reader in self.layers:
-            read = reader.settle()
+        for index, name, claimed_blob, claimed_diff_id, source in self.layers:
+            read = source.settle() if isinstance(source, LayerReader) else source
             _check_layer(index, name, claimed_blob, claimed_diff_id, read)
             layer = analysis.layers[index]
             analysis.layers[index] = replace(
@@ -245,11 +249,9 @@ def start_hashing(readers: Sequence[LayerReader], hashers: list[RegionHasher]) -
 
 
 def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, verify: bool,
-                      progress: Progress | None,
-                      pending: PendingChecks | None = None) -> Analysis:
-    """The layers walked into an overlay and measured. With `pending`, digests still being
-    computed are left in it for the caller to settle (and its hasher to close); without,
-    they are awaited and checked here."""
+                      progress: Progress | None, checks: PendingChecks) -> Analysis:
+    """The layers walked into an overlay and measured. Digests still being computed are left
+    in `checks`, for the caller to settle (and to close their hashers)."""
     config = resolved.config
     warnings = list(resolved.warnings)
     count = len(resolved.layers)
@@ -275,18 +277,9 @@ def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, veri
             readers.append(None)
             continue
         readers.append(LayerReader(container.blob(ref.name), index, capture, verify))
-    own = pending is None
-    checks = PendingChecks() if pending is None else pending
-    try:
-        start_hashing([r for r in readers if r is not None], checks.hashers)
-        analysis = _replay(container, resolved, readers, overlay, findings, layers, db_history,
-                           capture, verify, progress, pairs, warnings, checks)
-        if own:
-            checks.settle(analysis)
-        return analysis
-    finally:
-        if own:
-            checks.close()
+    start_hashing([r for r in readers if r is not None], checks.hashers)
+    return _replay(container, resolved, readers, overlay, findings, layers, db_history,
+                   capture, verify, progress, pairs, warnings, checks)
 
 
 def _replay(container, resolved: ResolvedImage, readers: list[LayerReader | None],
@@ -318,6 +311,9 @@ def _replay(container, resolved: ResolvedImage, readers: list[LayerReader | None
         claimed_diff_id = config.diff_ids[index] if index < len(config.diff_ids) else None
         if reader is not None and reader.awaiting is not None:
             checks.layers.append((index, ref.name, ref.digest, claimed_diff_id, reader))
+        elif verify and read.diff_id is None:
+            # read elsewhere, its digest still to come (diff: a shared layer walked once)
+            checks.layers.append((index, ref.name, ref.digest, claimed_diff_id, read))
         elif verify:
             _check_layer(index, ref.name, ref.digest, claimed_diff_id, read)
         history_index, created_by = pairs[index]

@@ -853,6 +853,7 @@ class _Pair:
         # Digests of walked layers still being computed, per side: settled last (settle).
         self.checks = {OLD: PendingChecks(), NEW: PendingChecks()}
         self._analyses: dict[str, Analysis] = {}
+        self._recorder: _Recorder | None = None
         self._replayed: tuple[_SideIO, _Replayer, Analysis] | None = None
 
     def __enter__(self) -> _Pair:
@@ -903,7 +904,8 @@ class _Pair:
             first, second = self._order(shared)
         else:
             first, second, shared = old, new, 0
-        recorder = _Recorder(first, shared, self.verify, self.checks[first.name])
+        recorder = _Recorder(first, shared, self.verify)
+        self._recorder = recorder
         # The first side's shared layers are hashed as api._analyze_resolved hashes layers
         # (a child process, ahead of the walk); the second side's copies by another child,
         # hash only, never walked.
@@ -1008,19 +1010,18 @@ class _Pair:
 
     def settle(self) -> None:
         """Wait for the digests of the walked layers (hashed by other processes while
-        everything else ran) and check them; the first side's before the replayed copies,
-        whose verification builds on them."""
-        for name in (self._replayed_from(), OLD, NEW):
-            if name in self._analyses:
-                try:
-                    self.checks[name].settle(self._analyses[name])
-                except ImgscopeError as exc:
-                    raise type(exc)(f"{name} image: {exc}") from None
-
-    def _replayed_from(self) -> str:
-        if self._replayed is None:
-            return OLD
-        return NEW if self._replayed[0].name == OLD else OLD
+        everything else ran) and check them; the shared layers' readers first, whose results
+        the checks of their positions read (api.PendingChecks)."""
+        for name in (OLD, NEW):
+            if name not in self._analyses:
+                continue
+            try:
+                if self._recorder is not None and self._recorder.side == name:
+                    for layer in self._recorder.layers.values():
+                        layer.reader.settle()
+                self.checks[name].settle(self._analyses[name])
+            except ImgscopeError as exc:
+                raise type(exc)(f"{name} image: {exc}") from None
 
     def finish(self, old: Analysis, new: Analysis,
                candidates: Sequence[tuple[str, Node, Node]], shared: int,
@@ -1320,12 +1321,10 @@ class _RecordedLayer:
     entries; any later iteration (a second position of the same blob) replays them."""
 
     def __init__(self, blob: Blob, index: int, label: str, capture: Capture,
-                 verify: bool, checks: PendingChecks,
-                 check: tuple[int, str, str | None, str | None]) -> None:
+                 verify: bool) -> None:
         self.reader = LayerReader(blob, index, capture, verify)
         self.label = label
         self.entries: list[LayerEntry] | None = None
-        self._checks, self._check = checks, check
 
     def __iter__(self) -> Iterator[LayerEntry]:
         if self.entries is not None:
@@ -1336,8 +1335,6 @@ class _RecordedLayer:
             for entry in self.reader.entries():
                 recorded.append(entry)
                 yield entry
-            if self.reader.awaiting is not None:  # its digest is checked with the side's
-                self._checks.layers.append((*self._check, self.reader))
         except (CorruptInput, LimitExceeded) as exc:
             raise type(exc)(f"layer {self.reader.index} ({self.label}): {exc}") from None
         self.entries = recorded
@@ -1346,17 +1343,15 @@ class _RecordedLayer:
 class _Recorder(_Delegate):
     """The first side: its shared layers are read through here and their entries kept."""
 
-    def __init__(self, side: _SideIO, shared: int, verify: bool, checks: PendingChecks) -> None:
+    def __init__(self, side: _SideIO, shared: int, verify: bool) -> None:
         super().__init__(side)
+        self.side = side.name
         self.layers: dict[str, _RecordedLayer] = {}
-        diff_ids = self.resolved.config.diff_ids
         for index, ref in enumerate(self.resolved.layers[:shared]):
             if ref.name in self.layers:
                 continue
-            check = (index, ref.name, ref.digest,
-                     diff_ids[index] if index < len(diff_ids) else None)
             layer = _RecordedLayer(self.inner.blob(ref.name), index, ref.digest or ref.name,
-                                   side.capture, verify, checks, check)
+                                   side.capture, verify)
             self.layers[ref.name] = layer
 
     def preread(self, name: str):

@@ -514,6 +514,20 @@ def test_a_layer_repeated_in_one_image_is_replayed_at_both_positions(built) -> N
     assert result.new.sizes == result.old.sizes
 
 
+def test_one_blob_at_two_positions_is_verified_at_both(tmp_path: Path) -> None:
+    """An OCI manifest naming one blob twice: the walked side reads it once, and the check
+    of the second position (its own claim in the config) is not skipped."""
+    same = fb.LayerSpec([fb.file("counter", b"same layer\n")])
+    image = fb.build_image(fb.ImageSpec([same, fb.LayerSpec([fb.file("middle", b"m\n")]), same],
+                                        tags=("imgscope/repeat:1",)))
+    a = fb.write_tar(tmp_path / "a.tar", fb.oci_layout([image]))
+    b = fb.write_tar(tmp_path / "b.tar", fb.oci_layout([image]))
+    result = diff(a, b)
+    assert not result.differs and result.read.replayed_layers == 3
+    assert [(c.old.measured_diff_id, c.new.measured_diff_id) for c in result.layers] == [
+        (layer.diff_id, layer.diff_id) for layer in image.layers]
+
+
 def test_compare_works_on_two_plain_analyses(pair) -> None:
     """The library path without diff(): two analyze() results in, no content hashing."""
     from imgscope.api import analyze

@@ -131,16 +131,6 @@ class TarWalker:
             raise CorruptInput(f"truncated tar: {what} at offset {self.position - len(data)}")
         return data
 
-    def _finish_member(self) -> None:
-        todo = self._data_left + self._pad
-        if todo:
-            skipped = self._src.skip(todo)
-            self.position += skipped
-            if skipped < self._data_left:
-                raise CorruptInput(f"truncated tar: member data ends early at {self.position}")
-            # Missing padding after the last member's data is tolerated, as Go's reader does.
-        self._data_left = self._pad = 0
-
     def read_data(self, limit: int) -> bytes:
         """Read up to `limit` bytes of the current member's data (the rest is skipped later)."""
         n = min(limit, self._data_left)
@@ -169,11 +159,12 @@ class TarWalker:
         unpack = _HEADER.unpack
         while True:
             todo = self._data_left + self._pad
-            if todo:  # _finish_member, inlined: this loop runs once per member
+            if todo:  # what the caller left of the previous member's data, and its padding
                 skipped = skip(todo)
                 self.position += skipped
                 if skipped < self._data_left:
                     raise CorruptInput(f"truncated tar: member data ends early at {self.position}")
+                # Missing padding after the last member's data is tolerated, as Go's reader does.
                 self._data_left = self._pad = 0
             block = read(BLOCK)
             self.position += len(block)
