@@ -59,6 +59,7 @@ from imgscope.archive.streams import (
     HashingDecoder,
     RegionHasher,
     file_chunks,
+    hash_mapped_region,
     hash_region,
     sniff_compression,
 )
@@ -1269,15 +1270,17 @@ def _compression(blob: Blob) -> str:
     return sniff_compression(blob.head)
 
 
-def _hash_only(blob: Blob, raw_only: bool = False) -> LayerRead:
+def _hash_only(blob: Blob, raw_only: bool = False, mapped: bool = False) -> LayerRead:
     """Verify a layer copy without walking it: its diff_id and blob digest; with `raw_only`
-    the blob digest alone (diff_id None), for a copy claimed to be a blob already verified."""
+    the blob digest alone (diff_id None), for a copy claimed to be a blob already verified.
+    `mapped` (in a forked child only; see streams.hash_mapped_region) hashes in place."""
+    hash_file = hash_mapped_region if mapped else hash_region
     compression = _compression(blob)
     if raw_only and blob.fd is not None:
-        digest, done = hash_region(blob.fd, blob.offset, blob.size)
+        digest, done = hash_file(blob.fd, blob.offset, blob.size)
         return LayerRead(compression, done, 0, None, digest)
     if blob.fd is not None and compression == "none":
-        digest, done = hash_region(blob.fd, blob.offset, blob.size)
+        digest, done = hash_file(blob.fd, blob.offset, blob.size)
         if done != blob.size:
             raise CorruptInput(f"layer {blob.name} is truncated")
         return LayerRead("none", blob.size, blob.size, digest, digest)
@@ -1433,7 +1436,7 @@ class _Replayer(_Delegate):
 def _hash_only_row(blob: Blob, raw_only: bool, reference: Blob | None = None) -> list:
     if reference is not None and _same_bytes(blob, reference):
         return [_compression(blob), blob.size, 0, SAME_BYTES, SAME_BYTES]
-    r = _hash_only(blob, raw_only)
+    r = _hash_only(blob, raw_only, mapped=True)
     return [r.compression, r.compressed_size, r.uncompressed_size, r.diff_id, r.blob_digest]
 
 

@@ -12,7 +12,7 @@ import contextlib
 import os
 import posixpath
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from imgscope.archive.layer import Blob, Capture, LayerRead, LayerReader
@@ -354,9 +354,14 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def open_container(source: str, capture: Capture | None, verify: bool, stdin=None) -> Container:
-    """Pick the container for a path ("-" is standard input), by content, never by name."""
+def open_container(source: str, capture: Capture | None, verify: bool, stdin=None,
+                   before_stream: Callable[[], None] | None = None) -> Container:
+    """Pick the container for a path ("-" is standard input), by content, never by name.
+    A streamed input's layers are walked as they arrive, with `capture`: `before_stream`
+    (when given) completes it first."""
     if source == "-":
+        if before_stream is not None:
+            before_stream()
         stream = stdin if stdin is not None else os.fdopen(os.dup(0), "rb")
         return StreamContainer.read(reader_chunks(stream.read), capture, verify, "standard input")
     try:
@@ -371,6 +376,8 @@ def open_container(source: str, capture: Capture | None, verify: bool, stdin=Non
         head = handle.read(8)
     if sniff_compression(head) != "none":
         # A compressed archive cannot be seeked: read it in one pass, like standard input.
+        if before_stream is not None:
+            before_stream()
         with open(source, "rb") as handle:
             return StreamContainer.read(reader_chunks(handle.read), capture, verify, source)
     return TarContainer(source)

