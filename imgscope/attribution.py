@@ -23,6 +23,8 @@ from imgscope.overlay import Overlay
 
 @dataclass(frozen=True, slots=True)
 class PackageUsage:
+    """One package's share of the image: its files, their bytes, and the layers that wrote them."""
+
     package: Package
     final_bytes: int  # bytes of its files in the final filesystem
     shipped_bytes: int  # plus every hidden version of those paths in lower layers
@@ -40,6 +42,8 @@ class PackageUsage:
 
 @dataclass(frozen=True, slots=True)
 class UnownedGroup:
+    """Regular files no package owns, totalled by the first two levels of their directory."""
+
     directory: str
     bytes: int
     files: int
@@ -47,6 +51,8 @@ class UnownedGroup:
 
 @dataclass(frozen=True, slots=True)
 class LayerPackages:
+    """The packages one layer added, rewrote, removed or upgraded, with the bytes of each."""
+
     layer: int
     added: tuple[tuple[str, int], ...]  # (package key, bytes it shipped in this layer)
     changed: tuple[tuple[str, int], ...]  # files of an existing package rewritten here
@@ -56,6 +62,8 @@ class LayerPackages:
 
 @dataclass
 class Attribution:
+    """Who owns each byte of the final filesystem: packages, the unowned rest, changes per layer."""
+
     packages: list[PackageUsage] = field(default_factory=list)
     owned_bytes: int = 0
     unowned_bytes: int = 0

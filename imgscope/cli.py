@@ -342,5 +342,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def run() -> NoReturn:
+    """The `imgscope` command: main(), then exit without the interpreter's teardown. By then
+    everything imgscope opened is closed (archives, child processes, its temporary directory:
+    `finally` blocks and context managers, not atexit); what is left is freeing the overlay
+    object by object, 30-45 ms of a 17k-path image measured here, for memory the process
+    gives back anyway."""
+    status = main()
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(status)  # a profiler or coverage writes its data at exit: let it
+    with contextlib.suppress(OSError):  # the reader went away: nothing more to say
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(status)
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())[:2000]

@@ -123,6 +123,8 @@ class Side:
 
 @dataclass(frozen=True, slots=True)
 class LayerChange:
+    """The layers at one position of OLD and NEW, and whether they are the same layer."""
+
     position: int
     status: str  # "shared" (same diff_id, same position), "changed", "added", "removed"
     base: bool  # inside the common prefix of shared layers
@@ -132,6 +134,8 @@ class LayerChange:
 
 @dataclass(frozen=True, slots=True)
 class ConfigChange:
+    """One image-config value that differs between OLD and NEW (a whole field or one key)."""
+
     field: str  # entrypoint, cmd, env, user, working_dir, exposed_ports, labels, os, ...
     key: str | None  # the variable, label, port or history position; None for whole fields
     old: str | tuple[str, ...] | None
@@ -140,6 +144,8 @@ class ConfigChange:
 
 @dataclass(frozen=True, slots=True)
 class FileState:
+    """A path as one image has it: tar metadata, hard links, owning package and content digest."""
+
     type: str
     size: int  # regular files only, else 0
     mode: int
@@ -158,6 +164,8 @@ class FileState:
 
 @dataclass(frozen=True, slots=True)
 class FileChange:
+    """A path added, removed or changed between OLD and NEW: what differs, and the bytes."""
+
     path: str
     status: str  # "added", "removed", "changed"
     # For "changed": what differs, from "type", "content", "size", "rewritten" (same size and
@@ -173,6 +181,8 @@ class FileChange:
 
 @dataclass(frozen=True, slots=True)
 class DirSummary:
+    """The file changes under one directory (group_by_directory): counts by status, net bytes."""
+
     path: str
     added: int
     removed: int
@@ -182,6 +192,8 @@ class DirSummary:
 
 @dataclass(frozen=True, slots=True)
 class PackageChange:
+    """A package that differs between OLD and NEW: added, removed, another version, other files."""
+
     status: str  # "added", "removed", "version" (version changed), "files" (same version)
     ecosystem: str
     name: str
@@ -202,6 +214,8 @@ class PackageChange:
 
 @dataclass(frozen=True, slots=True)
 class FindingChange:
+    """A finding only one image has, or one with other bytes in NEW."""
+
     status: str  # "added", "removed", "changed" (same kind and title, other bytes)
     kind: str
     title: str  # a Finding's title; for a reader finding (path-escape...), "PATH: detail"
@@ -211,6 +225,8 @@ class FindingChange:
 
 @dataclass(frozen=True, slots=True)
 class FindingsDiff:
+    """Wasted bytes and efficiency of OLD and NEW side by side, and the findings that changed."""
+
     wasted_old: int
     wasted_new: int
     efficiency_old: float
@@ -250,7 +266,9 @@ class ContentCheck:
     unknown: int  # not hashed (hashing off, or a version that could not be read back)
     identical: int  # hashed and equal: no change, but NEW ships the bytes again
     identical_bytes: int
-    layers_read: tuple[tuple[str, int, int, int], ...]  # (side, layer, files hashed, layer bytes)
+    # (side, layer, files hashed, layer bytes, bytes read: the files alone, or the whole layer
+    # when it had to be walked again)
+    layers_read: tuple[tuple[str, int, int, int, int], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +286,8 @@ class ReadCost:
 
 @dataclass(frozen=True)
 class ImageDiff:
+    """Two images compared (what compare returns): a field per section, None if not compared."""
+
     old: Side
     new: Side
     sections: tuple[str, ...]
@@ -551,7 +571,7 @@ def content_candidates(old: Analysis, new: Analysis, shared: int
 
 
 def content_check(candidates: Sequence[tuple[str, Node, Node]], digests: dict[int, str],
-                  layers_read: tuple[tuple[str, int, int, int], ...]) -> ContentCheck:
+                  layers_read: tuple[tuple[str, int, int, int, int], ...]) -> ContentCheck:
     hashed = identical = identical_bytes = 0
     for _, a, b in candidates:
         da, db = digests.get(id(a.inode)), digests.get(id(b.inode))
@@ -747,7 +767,7 @@ def breakdown(old: Analysis, new: Analysis,
 
 def compare(old: Analysis, new: Analysis, *, sections: Sequence[str] = SECTIONS,
             digests: dict[int, str] | None = None,
-            layers_read: tuple[tuple[str, int, int, int], ...] = (),
+            layers_read: tuple[tuple[str, int, int, int, int], ...] = (),
             read: ReadCost | None = None,
             candidates: Sequence[tuple[str, Node, Node]] | None = None) -> ImageDiff:
     """The comparison of two analyses (pure). `digests` maps id(inode) to sha256 for the
@@ -823,6 +843,8 @@ def diff(
 
 @dataclass
 class _SideIO:
+    """One image of the pair as it is read: its capture, open container and resolved image."""
+
     name: str
     capture: Capture
     container: Container | None = None
@@ -847,7 +869,8 @@ class _Pair:
         executables = any(c.wants_executables for c in self.catalogers)
         self.sides = {
             name: _SideIO(name, Capture(compile_patterns(patterns), executables=executables,
-                                        spool=Spool() if executables else None))
+                                        spool=Spool() if executables else None,
+                                        file_offsets={}))
             for name in (OLD, NEW)
         }
         self._hashers: list[RegionHasher | _ForkedHashes] = []
@@ -1027,7 +1050,7 @@ class _Pair:
     def finish(self, old: Analysis, new: Analysis,
                candidates: Sequence[tuple[str, Node, Node]], shared: int,
                post_analysis: PostAnalysis | None
-               ) -> tuple[dict[int, str], tuple[tuple[str, int, int, int], ...]]:
+               ) -> tuple[dict[int, str], tuple[tuple[str, int, int, int, int], ...]]:
         """Catalog both images and hash the content candidates (pass two). NEW's catalogers
         and the hashing run in a forked child while this process catalogs OLD: the two
         slowest steps after reading, on two cores. Only packages and digests come back."""
@@ -1078,7 +1101,7 @@ class _Pair:
                 key = (shared_from if inode.layer < shared else side, inode.layer)
                 inode_names = names[side].get(id(inode), [])
                 plan.paths[key].update(inode_names)
-                plan.inodes[key].append((id(inode), inode_names))
+                plan.inodes[key].append((id(inode), inode_names, inode.size))
         return plan
 
     def _cheaper_copy(self) -> str:
@@ -1091,8 +1114,11 @@ class _Pair:
                 return name
         return usable[0]
 
-    def _read_digests(self, plan: _DigestPlan) -> dict[tuple[str, int], tuple[dict, int]]:
-        """sha256 of the planned files: (side, layer) -> ({path: digest}, layer bytes)."""
+    def _read_digests(self, plan: _DigestPlan
+                      ) -> dict[tuple[str, int], tuple[dict, int, int]]:
+        """sha256 of the planned files: (side, layer) -> ({path: digest}, layer bytes, bytes
+        read). A file of a plain seekable layer whose offset the walk noted is read alone
+        (its inode: one read for all its names); any other means walking its layer again."""
         out = {}
         for (side_name, layer), paths in sorted(plan.paths.items()):
             side = self.sides[side_name]
@@ -1100,32 +1126,64 @@ class _Pair:
             if not self._rereadable(side_name):
                 continue  # read from a stream: the bytes cannot be read again
             ref = side.resolved.layers[layer]
-            reader = LayerReader(side.container.blob(ref.name), layer,
-                                 Capture(None, digest_paths=frozenset(paths)), verify=False)
+            blob = side.container.blob(ref.name)
+            offsets = (side.capture.file_offsets or {}).get(layer, {})
+            found = _hash_at_offsets(blob, plan.inodes[(side_name, layer)], offsets)
+            if found is not None:
+                out[(side_name, layer)] = found
+                continue
+            reader = LayerReader(blob, layer, Capture(None, digest_paths=frozenset(paths)),
+                                 verify=False)
             for _ in reader.entries():
                 pass
-            out[(side_name, layer)] = (reader.result.digests, reader.result.uncompressed_size)
+            size = reader.result.uncompressed_size
+            out[(side_name, layer)] = (reader.result.digests, size, size)
         return out
 
     @staticmethod
-    def _apply_digests(plan: _DigestPlan, reads: dict[tuple[str, int], tuple[dict, int]]
-                       ) -> tuple[dict[int, str], tuple[tuple[str, int, int, int], ...]]:
+    def _apply_digests(plan: _DigestPlan, reads: dict[tuple[str, int], tuple[dict, int, int]]
+                       ) -> tuple[dict[int, str], tuple[tuple[str, int, int, int, int], ...]]:
         digests: dict[int, str] = {}
         layers_read = []
-        for key, (found, size) in sorted(reads.items()):
-            for inode_id, names in plan.inodes[key]:
+        for key, (found, size, read) in sorted(reads.items()):
+            for inode_id, names, _ in plan.inodes[key]:
                 for name in names:
                     if name in found:
                         digests[inode_id] = found[name]
                         break
-            layers_read.append((key[0], key[1], len(found), size))
+            layers_read.append((key[0], key[1], len(found), size, read))
         return digests, tuple(layers_read)
+
+
+def _hash_at_offsets(blob: Blob, inodes: list[tuple[int, list[str], int]],
+                     offsets: dict[str, int]
+                     ) -> tuple[dict[str, str], int, int] | None:
+    """({path: digest}, layer bytes, bytes read) of the planned inodes of one layer, each
+    read at the offset the walk noted; None when one of them has no noted offset (the layer
+    was not walked plain and seekable here: walk it instead)."""
+    if blob.fd is None or _compression(blob) != "none":
+        return None
+    found: dict[str, str] = {}
+    read = 0
+    for _, names, size in inodes:
+        start = next((offsets[name] for name in names if name in offsets), None)
+        if start is None:
+            return None
+        digest, done = hash_region(blob.fd, blob.offset + start, size)
+        if done != size:
+            raise CorruptInput(f"layer {blob.name} is truncated")
+        read += size
+        for name in names:
+            found[name] = digest
+    return found, blob.size, read
 
 
 @dataclass
 class _DigestPlan:
+    """What pass two hashes, per (side, layer) to read: the names, and each inode to read."""
+
     paths: dict[tuple[str, int], set[str]] = field(default_factory=lambda: defaultdict(set))
-    inodes: dict[tuple[str, int], list[tuple[int, list[str]]]] = field(
+    inodes: dict[tuple[str, int], list[tuple[int, list[str], int]]] = field(
         default_factory=lambda: defaultdict(list))
 
 

@@ -13,6 +13,8 @@ TOP = 20
 
 @dataclass(frozen=True, slots=True)
 class SizedPath:
+    """A file or directory with its bytes (a file also with the layer that wrote it)."""
+
     path: str
     bytes: int
     layer: int | None = None
@@ -20,6 +22,8 @@ class SizedPath:
 
 @dataclass(frozen=True, slots=True)
 class ModePath:
+    """An entry with risky permissions (setuid/setgid or world-writable), with its owner."""
+
     path: str
     mode: int
     uid: int
@@ -29,6 +33,8 @@ class ModePath:
 
 @dataclass
 class FsFacts:
+    """Sizes of the final filesystem, its biggest files and directories, and risky-mode entries."""
+
     final_bytes: int = 0  # regular-file bytes, each hard-linked file once
     final_files: int = 0  # regular files (hard links to one file count once)
     final_entries: int = 0

@@ -88,6 +88,8 @@ class WastedFile:
 
 @dataclass(frozen=True, slots=True)
 class Descriptor:
+    """A blob reference as a manifest or index names it: media type, digest, size, platform."""
+
     media_type: str
     digest: str
     size: int
@@ -96,6 +98,8 @@ class Descriptor:
 
 @dataclass(frozen=True, slots=True)
 class HistoryItem:
+    """One entry of the image config's history: the instruction, and whether it made a layer."""
+
     created: str | None
     created_by: str
     empty_layer: bool
@@ -104,6 +108,8 @@ class HistoryItem:
 
 @dataclass(frozen=True, slots=True)
 class ImageConfig:
+    """The parts of the image config the analysis reads: runtime settings, diff_ids, history."""
+
     os: str | None
     architecture: str | None
     variant: str | None
@@ -218,6 +224,8 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class Recommendation:
+    """A change that makes the image smaller, with its estimated savings and the evidence."""
+
     title: str
     bytes_saved: int
     reason: str

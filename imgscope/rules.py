@@ -54,6 +54,8 @@ PACKAGE_METRICS = frozenset(CATEGORIES) | {"savings"}
 
 @dataclass(frozen=True, slots=True)
 class Metric:
+    """A figure a rule can name: its kind (the units a threshold takes) and a line of help."""
+
     kind: str  # "bytes", "ratio", "count"
     help: str
 
@@ -74,6 +76,8 @@ METRICS: dict[str, Metric] = {
 
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """One parsed rule: the figure it tests and the threshold comparison that fails the image."""
+
     text: str  # as the user wrote it, for messages
     metric: str
     op: str  # ">", ">=", "<", "<=" (the failing condition)
@@ -84,6 +88,8 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class RuleResult:
+    """A rule checked against an analysis: the figure's value and whether the image failed."""
+
     rule: Rule
     value: float
     failed: bool

@@ -231,7 +231,13 @@ def test_content_check_reads_only_the_layers_that_shipped_candidates(result) -> 
     assert cc.identical_bytes == (len(b"same bytes") + len(b"mode") + len(b"owner")
                                   + len(b"ping") + len(_listing(PKG_FILES["libfoo"][1]))
                                   + len(_listing(PKG_FILES["base-files"][1])))
-    assert [(side, layer) for side, layer, _, _ in cc.layers_read] == [("new", 1), ("old", 0)]
+    assert [(side, layer) for side, layer, _, _, _ in cc.layers_read] == [("new", 1), ("old", 0)]
+    # Plain seekable layers: the walk noted where each file starts, so the candidates are
+    # read alone (both versions have one size each), never their whole layer again.
+    candidate_bytes = len(b"aaaa") + cc.identical_bytes
+    for _side, _layer, files_hashed, layer_bytes, bytes_read in cc.layers_read:
+        assert files_hashed == 7
+        assert bytes_read == candidate_bytes < layer_bytes
 
 
 def test_no_hash_reports_rewritten_files_as_unknown(pair) -> None:
@@ -560,6 +566,13 @@ def test_compressed_copies_of_one_blob_are_verified_by_their_stored_bytes(tmp_pa
                                                                    ("n", NEW_SPEC))])
     assert [(c.path, c.changes) for c in result.files] == [(c.path, c.changes)
                                                            for c in plain.files]
+    # A compressed layer has no offsets to read a file at: the candidates' layers are walked
+    # again, whole, and the digests are the same as the plain pair's.
+    assert [row[2:] for row in result.content.layers_read] == [
+        (7, size, size) for size in (new_img.layers[1].uncompressed_size,
+                                     old_img.layers[0].uncompressed_size)]
+    assert [(c.path, c.old.digest, c.new.digest) for c in result.files if c.old and c.new] == [
+        (c.path, c.old.digest, c.new.digest) for c in plain.files if c.old and c.new]
     # other bytes stored under the shared digest: inflated after all, and refused
     other = fb.zstd_bytes(fb.layer_tar([fb.file("etc/keep", b"tampered\n")]))
     forged = fb.replace(new_img.layers[0].blob, data=other, size=len(other))

@@ -7,6 +7,7 @@ the layer specs (paths, sizes, modes) or recomputed from the same specs (digests
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -718,3 +719,20 @@ def test_builder_cli_is_deterministic(tmp_path: Path) -> None:
                 assert a.readlink() == b.readlink(), (name, rel)
             elif a.is_file():
                 assert a.read_bytes() == b.read_bytes(), (name, rel)
+
+
+def test_the_command_leaves_nothing_behind_when_it_exits(built, cli, cli_proc,
+                                                        tmp_path: Path) -> None:
+    """`imgscope` ends with os._exit (cli.run: no interpreter teardown, no atexit): its
+    temporary directory (the spool of a compressed image) must be gone by then, and the
+    output whole. (A spool kept alive to the end fails this: atexit would not remove it.)"""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    image = built("formats/oci-layers-gzip.tar")
+    run = cli_proc(["inspect", image, "--format", "json"], env={"TMPDIR": str(scratch)})
+    assert run.rc == 0, run.err
+    assert json.loads(run.out) == json.loads(cli("inspect", image, "--format", "json").out)
+    assert list(scratch.iterdir()) == []
+    failed = cli_proc(["inspect", tmp_path / "missing.tar"], env={"TMPDIR": str(scratch)})
+    assert failed.rc == 2 and failed.err.startswith("imgscope: error:")
+    assert list(scratch.iterdir()) == []

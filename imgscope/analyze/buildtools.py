@@ -356,6 +356,9 @@ class Hit:
 
 @dataclass(frozen=True)
 class BuildToolScan:
+    """What scan found: build tools and leftovers (hits), what the runtime needs kept,
+    and the data the recommendations reuse."""
+
     hits: tuple[Hit, ...]
     base: BaseImage
     release: Mapping[str, str]
@@ -719,6 +722,8 @@ def _elf_infos(view: FileView, paths: Sequence[str], fs: Overlay) -> dict[str, E
 
 @dataclass(frozen=True)
 class PathRule:
+    """A finding rule for files no OS package owns: match gives a path's group root, else None."""
+
     id: str  # "apt-lists", "pip-cache", ...: what a recommendation keys on
     kind: str
     category: str

@@ -97,6 +97,8 @@ MAX_TREE_FILES = 500_000
 
 @dataclass
 class _Loaded:
+    """An ELF object the simulated ld.so loaded: the path it was found at, real path, headers."""
+
     path: str  # as found (what ld.so calls l_name), e.g. /lib/x86_64-linux-gnu/libc.so.6
     canonical: str
     info: ElfInfo
@@ -116,6 +118,8 @@ class _LinkerSetup:
 
 @dataclass
 class _State:
+    """What the closure walk has collected so far; runtime_closure builds the result from it."""
+
     files: set[str] = field(default_factory=set)
     libraries: list[tuple[str, str | None]] = field(default_factory=list)
     unresolved: list[str] = field(default_factory=list)

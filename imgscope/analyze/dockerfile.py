@@ -224,6 +224,8 @@ DISTROLESS_CC = DISTROLESS_BASE | {"libgcc-s1", "gcc-12-base", "libstdc++6", "li
 
 @dataclass(frozen=True, slots=True)
 class RuntimeBase:
+    """The image a slim runtime stage would start FROM, why it was chosen, and what it has."""
+
     ref: str  # FROM line value
     kind: str  # "scratch", "distroless-static", "distroless-cc", "slim", "same-as-base"
     reason: str

@@ -128,6 +128,9 @@ class Versions:
 
 @dataclass(frozen=True)
 class _Candidate:
+    """A recommendation before ranking: the file versions it drops or shrinks, and what it
+    adds; _order turns it into a Recommendation."""
+
     kind: str
     title: str
     reason: str

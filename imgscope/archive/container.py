@@ -38,6 +38,8 @@ def clean_name(name: str) -> str:
 
 @dataclass
 class _Member:
+    """One name in a container: its kind, size, data offset (tar only) and link target."""
+
     offset: int
     size: int
     kind: str  # "file", "dir", "symlink", "hardlink"
@@ -233,6 +235,8 @@ class DirContainer(Container):
 
 @dataclass
 class _Pre:
+    """A stream member read as a layer while it passed: its entries and result, or the error."""
+
     entries: list[LayerEntry] | None = None
     read: LayerRead | None = None
     error: ImgscopeError | None = None

@@ -57,6 +57,8 @@ class LayerRef:
 
 @dataclass
 class ResolvedImage:
+    """The image chosen in a container: how it was found, its config, and its layers."""
+
     source_format: str
     tags: tuple[str, ...]
     manifest_digest: str | None
@@ -285,6 +287,8 @@ def _mismatch(message: str) -> ImgscopeError:
 
 @dataclass
 class _Candidate:
+    """A manifest an OCI index names, and why it cannot be opened (missing blob, artifact)."""
+
     descriptor: dict
     digest: str
     platform: str | None

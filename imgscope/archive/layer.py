@@ -64,6 +64,10 @@ class Capture:
     # LayerRead.digests. With it set the reader takes a separate walk that keeps nothing else,
     # so the ordinary walk is unchanged.
     digest_paths: Set[str] | None = None
+    # Opt-in (`imgscope diff`): for each plain seekable layer walked, by layer index, where
+    # every regular file's bytes start in the blob (path -> offset), so that a file's content
+    # can be hashed later by reading it alone instead of walking its layer again.
+    file_offsets: dict[int, dict[str, int]] | None = None
 
     def wants(self, path: str, size: int) -> bool:
         return (
@@ -300,10 +304,14 @@ class LayerReader:
             yield from self._walk_digests(walker, capture.digest_paths)
             return
         make_entry = self._entry
+        offsets = None
         if capture is not None:
             wanted = capture.pattern.match if capture.pattern is not None else None
             max_bytes, inline_bytes = capture.max_bytes, capture.inline_bytes
             executables = capture.executables
+            if capture.file_offsets is not None and self.blob.fd is not None \
+                    and self.result.compression == "none":
+                offsets = capture.file_offsets.setdefault(index, {})
         file_type = EntryType.FILE
         count = 0
         for member in walker:
@@ -313,6 +321,8 @@ class LayerReader:
             entry = make_entry(member, findings)
             if entry is None:
                 continue
+            if offsets is not None:
+                _note_offset(offsets, entry, member)
             if capture is not None and entry.type is file_type:
                 stored = member.stored_size
                 if wanted is not None and stored <= max_bytes and wanted(entry.path):
@@ -451,6 +461,18 @@ class _Adapt:
     def result(self) -> tuple[str, str, int]:
         digest, done = self._future.result()
         return digest, digest, done
+
+
+def _note_offset(offsets: dict[str, int], entry: LayerEntry, member: RawMember) -> None:
+    """Where the bytes of the file at entry.path start, as the overlay will see it: the
+    last entry of a path wins, a hard link shares its target's bytes. Sparse members are
+    left out: their stored bytes are not the file's content."""
+    if entry.type is EntryType.FILE and member.typeflag != b"S" and entry.size == entry.stored_size:
+        offsets[entry.path] = member.offset
+    elif entry.type is EntryType.HARDLINK and entry.link_target in offsets:
+        offsets[entry.path] = offsets[entry.link_target]  # type: ignore[index]
+    else:
+        offsets.pop(entry.path, None)
 
 
 def _maybe_elf(entry: LayerEntry) -> bool:

@@ -65,6 +65,8 @@ _Row = tuple[int, ...]
 
 @dataclass(frozen=True, slots=True)
 class Section:
+    """One ELF section header: name, type, flags, address, and where its bytes are in the file."""
+
     name: str
     type: int
     flags: int
@@ -75,6 +77,8 @@ class Section:
 
 @dataclass(frozen=True, slots=True)
 class Segment:
+    """One ELF program header: type, flags, file offset, virtual address and size in the file."""
+
     type: int
     flags: int
     offset: int

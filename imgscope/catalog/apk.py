@@ -20,6 +20,8 @@ _OPERATORS = "<>=~"
 
 @dataclass(frozen=True, slots=True)
 class ApkRecord:
+    """One package of apk's installed database, with the files it lists."""
+
     name: str
     version: str
     arch: str | None

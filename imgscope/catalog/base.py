@@ -80,6 +80,8 @@ class FileView(Protocol):
 
 @dataclass
 class CatalogResult:
+    """What one cataloger found: its packages, and warnings about what it could not read."""
+
     packages: list[Package] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 

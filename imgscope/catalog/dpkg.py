@@ -68,6 +68,8 @@ _KEEP = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class DpkgRecord:
+    """One stanza of the dpkg status database: the package fields the cataloger uses."""
+
     name: str
     version: str
     arch: str | None

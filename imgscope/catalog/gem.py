@@ -28,6 +28,8 @@ _PLAIN_DEP = r"\.add_dependency\s*\(?\s*" + _STR
 
 @dataclass(frozen=True, slots=True)
 class GemSpec:
+    """What an installed gemspec says: name, version, the files it lists, runtime dependencies."""
+
     name: str
     version: str
     files: tuple[str, ...]

@@ -29,6 +29,8 @@ _SEARCH_LIMIT = 32 << 20
 
 @dataclass(frozen=True, slots=True)
 class GoModule:
+    """A module line of Go build info: path, version, go.sum hash, and the path it replaced."""
+
     path: str
     version: str
     sum: str | None = None
@@ -37,6 +39,8 @@ class GoModule:
 
 @dataclass(frozen=True, slots=True)
 class GoBuildInfo:
+    """The build info a Go binary embeds: Go version, main package path, modules, settings."""
+
     go_version: str
     path: str
     main: GoModule | None

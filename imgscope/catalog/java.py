@@ -43,6 +43,8 @@ _ZIP_ERRORS = (
 
 @dataclass(frozen=True, slots=True)
 class MavenId:
+    """A Java archive's Maven coordinates, from pom.properties or MANIFEST.MF and the file name."""
+
     group: str
     artifact: str
     version: str
@@ -147,6 +149,8 @@ def _is_archive(name: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ArchiveFinding:
+    """A Maven identity found in a Java archive or one nested in it, and where it was found."""
+
     id: MavenId
     location: str  # "/app/x.war" or "/app/x.war!/WEB-INF/lib/y.jar"
     owns_file: bool  # True for the archive's own identity at the top level

@@ -25,6 +25,8 @@ _DEP_FIELDS = ("dependencies", "optionalDependencies")
 
 @dataclass(frozen=True, slots=True)
 class PackageJson:
+    """Name, version and runtime dependency names from an installed package's package.json."""
+
     name: str
     version: str
     dependencies: tuple[str, ...]
@@ -32,6 +34,8 @@ class PackageJson:
 
 @dataclass(frozen=True, slots=True)
 class LockEntry:
+    """One package of an npm lockfile: name, version, dependency names, whether it is dev-only."""
+
     name: str
     version: str
     dependencies: tuple[str, ...]

@@ -25,6 +25,8 @@ _NAME_STOP = " ;([<>=!~,"
 
 @dataclass(frozen=True, slots=True)
 class PyMetadata:
+    """Name, version and runtime dependencies from the headers of METADATA or PKG-INFO."""
+
     name: str
     version: str
     requires: tuple[str, ...]
@@ -32,6 +34,8 @@ class PyMetadata:
 
 @dataclass(frozen=True, slots=True)
 class RecordEntry:
+    """One row of a RECORD file: a path of the distribution and its size, when stated."""
+
     path: str  # as written: relative to the site directory
     size: int | None
 

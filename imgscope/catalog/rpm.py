@@ -83,6 +83,8 @@ class HeaderError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class RpmHeader:
+    """The fields of one rpm database header that the cataloger uses, decoded from its tags."""
+
     name: str
     version: str
     release: str

@@ -24,6 +24,8 @@ _MAX_JSON = 16 << 20
 
 @dataclass(frozen=True, slots=True)
 class Crate:
+    """One crate of a cargo-auditable dependency list; dependencies are indexes into that list."""
+
     name: str
     version: str
     source: str | None

@@ -186,8 +186,8 @@ def diff_document(d: ImageDiff) -> dict[str, Any]:
                 "unknown": content.unknown, "identical": content.identical,
                 "identical_bytes": content.identical_bytes,
                 "layers_read": [{"side": s, "layer": layer, "files_hashed": n,
-                                 "layer_bytes": size}
-                                for s, layer, n, size in content.layers_read],
+                                 "layer_bytes": size, "bytes_read": read}
+                                for s, layer, n, size, read in content.layers_read],
             },
         }
     if d.packages is not None:
