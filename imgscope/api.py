@@ -284,12 +284,30 @@ def start_hashing(readers: Sequence[LayerReader], hashers: list[RegionHasher]) -
             reader.set_pending_digest(digest)
 
 
+@dataclass
+class ReplayStart:
+    """Where a replay starts when not from an empty filesystem (diff's second image): the
+    overlay as the first `layers` layers left it (a snapshot), and the captured files those
+    layers wrote."""
+
+    overlay: Overlay
+    layers: int
+    history: list[tuple[int, str, bytes | None]]
+
+
+LayerHook = Callable[[int, Overlay, list[tuple[int, str, bytes | None]]], None]
+
+
 def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, verify: bool,
                       progress: Progress | None, checks: PendingChecks,
-                      before_walk: Callable[[], None] | None = None) -> Analysis:
+                      before_walk: Callable[[], None] | None = None,
+                      start: ReplayStart | None = None,
+                      after_layer: LayerHook | None = None) -> Analysis:
     """The layers walked into an overlay and measured. Digests still being computed are left
     in `checks`, for the caller to settle (and to close their hashers). `before_walk` runs
-    once the hashing has started, before the first layer is walked."""
+    once the hashing has started, before the first layer is walked. With `start`, its layers
+    are not applied again (they must be the container's prereads: reading them completes
+    their measurements); `after_layer(index, overlay, history)` runs after each layer."""
     config = resolved.config
     warnings = list(resolved.warnings)
     count = len(resolved.layers)
@@ -305,11 +323,11 @@ def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, veri
     if history_warning:
         warnings.append(history_warning)
 
-    overlay = Overlay()
+    overlay = start.overlay if start is not None else Overlay()
     findings: list[PathFinding] = []
     layers: list[LayerInfo] = []
     readers: list[LayerReader | None] = []
-    db_history: list[tuple[int, str, bytes | None]] = []
+    db_history: list[tuple[int, str, bytes | None]] = list(start.history) if start else []
     for index, ref in enumerate(resolved.layers):
         if container.preread(ref.name) is not None:
             readers.append(None)
@@ -319,14 +337,16 @@ def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, veri
     if before_walk is not None:
         before_walk()
     return _replay(container, resolved, readers, overlay, findings, layers, db_history,
-                   capture, verify, progress, pairs, warnings, checks)
+                   capture, verify, progress, pairs, warnings, checks,
+                   start.layers if start is not None else 0, after_layer)
 
 
 def _replay(container, resolved: ResolvedImage, readers: list[LayerReader | None],
             overlay: Overlay, findings: list[PathFinding], layers: list[LayerInfo],
             db_history: list[tuple[int, str, bytes | None]], capture: Capture, verify: bool,
             progress: Progress | None, pairs: HistoryPairs,
-            warnings: list[Warning_], checks: PendingChecks) -> Analysis:
+            warnings: list[Warning_], checks: PendingChecks, applied: int = 0,
+            after_layer: LayerHook | None = None) -> Analysis:
     config = resolved.config
     count = len(resolved.layers)
     for index, ref in enumerate(resolved.layers):
@@ -336,9 +356,14 @@ def _replay(container, resolved: ResolvedImage, readers: list[LayerReader | None
         reader = None
         if pre is not None:
             entries, read = pre
-            overlay.apply(index, _recording(entries, index, capture, db_history))
+            if index < applied:
+                for _ in entries:  # in the overlay already (a snapshot); this completes `read`
+                    pass
+            else:
+                overlay.apply(index, _recording(entries, index, capture, db_history))
             layer_findings = [PathFinding(index, f.kind, f.path, f.detail) for f in read.findings]
         else:
+            assert index >= applied, "only prereads can start from a snapshot"
             reader = readers[index]
             assert reader is not None
             try:
@@ -347,6 +372,8 @@ def _replay(container, resolved: ResolvedImage, readers: list[LayerReader | None
                 raise type(exc)(f"layer {index} ({ref.digest or ref.name}): {exc}") from None
             read = reader.result
             layer_findings = read.findings
+        if after_layer is not None:
+            after_layer(index, overlay, db_history)
         findings.extend(layer_findings)
         claimed_diff_id = config.diff_ids[index] if index < len(config.diff_ids) else None
         if reader is not None and reader.awaiting is not None:

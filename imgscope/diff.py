@@ -5,14 +5,17 @@ Two analyses in, one comparison out (`ImageDiff`); nothing here prints.
 Reading (`diff`). Both images are resolved first. The layers they share at the same positions
 (same diff_id: the common base) leave both overlays in the same state, so they are walked once,
 on the side that is cheaper to walk (an uncompressed, seekable copy skips file contents), and
-their entries are replayed into the other side's overlay (api._analyze_resolved is fed through
-a container wrapper's `preread`, the hook stream containers use). The other side's copies are
+the other side starts from a snapshot of that overlay after them (Overlay.snapshot: a copy of
+the tree, ~5x cheaper than replaying their entries again). Its shared layers still come through
+a container wrapper's `preread` (the hook stream containers use) with the first side's
+recorded entries, drained, not applied, so that each position gets its measurements (and a
+blob at two positions is read once). The other side's copies are
 still verified, by hash only, in a forked child (not a thread: see streams.RegionHasher), and
 checked last, so that hashing overlaps everything else; a copy that does not match its diff_id
 fails the diff as it fails `inspect`. A compressed blob both manifests name is hashed as stored
 and must equal the blob the first side inflated; one archive member used by both sides is read
 once. With --no-verify the copies are not read at all: the claimed diff_ids are trusted, as
-everywhere with --no-verify. Both archives stay open to the end: replayed entries keep the
+everywhere with --no-verify. Both archives stay open to the end: the snapshot's files keep the
 first side's file bytes by reference. NEW's catalogers run in a forked child while this
 process catalogs OLD. The cost: both images are still hashed whole (verification), so a
 verified diff of two plain archives costs more than one inspect; bench/bench_diff.py measures.
@@ -42,8 +45,10 @@ from typing import BinaryIO
 
 from imgscope.api import (
     Analysis,
+    LayerHook,
     PendingChecks,
     Progress,
+    ReplayStart,
     _advice_patterns,
     _analyze_resolved,
     _check_layer,
@@ -954,14 +959,24 @@ class _Pair:
                 jobs.append((blob, same_blob and _compression(blob) != "none",
                              first_blob if _comparable(blob, first_blob) else None))
         analyses: dict[str, Analysis] = {}
-        analyses[first.name] = self._analyze_side(first, recorder, progress)
+        # The second side starts from a snapshot of the first's overlay after the shared
+        # layers: copying the tree costs ~5x less than replaying their entries into it.
+        starts: list[ReplayStart] = []
+
+        def snapshot(index: int, overlay, history) -> None:
+            if index == shared - 1:
+                starts.append(ReplayStart(overlay.snapshot(), shared, list(history)))
+
+        analyses[first.name] = self._analyze_side(first, recorder, progress,
+                                                  after_layer=snapshot if shared else None)
         # Started only now: during the walk the spare core hashes the walked side's layers
         # (the walk waits for those); these are checked last (verify_replayed).
         verifier = _ForkedHashes(jobs)
         self._hashers.append(verifier)
         pending = {name: _PendingRead(verifier, i) for i, name in enumerate(second_names)}
         replayer = _Replayer(second, first, recorder, shared, pending)
-        analyses[second.name] = self._analyze_side(second, replayer, progress)
+        analyses[second.name] = self._analyze_side(second, replayer, progress,
+                                                   start=starts[0] if starts else None)
         self._replayed = (second, replayer, analyses[second.name])
         replayed = [analyses[first.name].layers[i].uncompressed_size for i in range(shared)]
         read = ReadCost(common, first.name if shared else None, shared, sum(replayed),
@@ -1017,8 +1032,9 @@ class _Pair:
 
         return (new, old) if compressed(new) < compressed(old) else (old, new)
 
-    def _analyze_side(self, side: _SideIO, container: Container,
-                      progress: Progress | None) -> Analysis:
+    def _analyze_side(self, side: _SideIO, container: Container, progress: Progress | None,
+                      start: ReplayStart | None = None,
+                      after_layer: LayerHook | None = None) -> Analysis:
         assert side.resolved is not None
         shown = None
         if progress is not None:
@@ -1026,7 +1042,8 @@ class _Pair:
                 progress(index, count, f"{side.name}: {name}")
         try:
             analysis = _analyze_resolved(container, side.resolved, side.capture, self.verify,
-                                         shown, self.checks[side.name])
+                                         shown, self.checks[side.name], start=start,
+                                         after_layer=after_layer)
         except ImgscopeError as exc:
             raise type(exc)(f"{side.name} image: {exc}") from None
         self._analyses[side.name] = analysis

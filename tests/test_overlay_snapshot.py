@@ -1,0 +1,71 @@
+"""Overlay.snapshot: a copy of a replayed state behaves exactly like the state it was taken of.
+
+`imgscope diff` starts the second image from a snapshot of the first after their shared layers,
+instead of replaying those layers again; any difference would show in the diff."""
+
+from __future__ import annotations
+
+import io
+
+import imgscope_fixtures_build as fb
+
+from imgscope.archive.layer import Blob, LayerReader
+from imgscope.archive.streams import reader_chunks
+from imgscope.overlay import Overlay
+
+BASE = [
+    fb.directory("etc"), fb.file("etc/keep", b"keep\n"), fb.file("etc/gone", b"gone" * 50),
+    fb.file("etc/big", fb.det_bytes("big", 5000)), fb.hardlink("etc/big-link", "etc/big"),
+    fb.directory("opt/app"), fb.file("opt/app/a", b"a" * 300), fb.file("opt/app/b", b"b" * 70),
+    fb.symlink("lib", "usr/lib"), fb.directory("usr/lib"), fb.file("usr/lib/libx.so", b"x" * 99),
+    fb.file("tmp/setuid", b"s", mode=0o4755),
+]
+MIDDLE = [
+    fb.file("etc/keep", b"kept again\n"), fb.whiteout("etc/gone"), fb.opaque("opt/app"),
+    fb.file("opt/app/c", b"c" * 10), fb.file("lib/liby.so", b"y" * 20),
+]
+TOP = [  # applied after the snapshot: it must touch what the snapshot shares with its origin
+    fb.file("etc/big", b"rewritten"), fb.whiteout("etc/big-link"), fb.whiteout("opt"),
+    fb.file("etc/keep", b"third\n"), fb.file("usr/lib/libx.so", b"z" * 99),
+]
+
+
+def _apply(overlay: Overlay, index: int, members) -> None:
+    data = fb.layer_tar(members)
+    stream = io.BytesIO(data)
+    head = stream.read(8)
+    blob = Blob(name=f"layer {index}", size=0, chunks=reader_chunks(stream.read), head=head)
+    overlay.apply(index, LayerReader(blob, index, None, False).entries())
+
+
+def _state(overlay: Overlay) -> tuple:
+    nodes = [(path, n.type, n.mode, n.uid, n.gid, n.mtime, n.link_target, n.layer, n.size,
+              n.inode.links if n.inode else None, n.inode.layer if n.inode else None, n.implicit)
+             for path, n in overlay.iter_nodes()]
+    score = overlay.dive.score() if overlay.dive else None
+    return nodes, list(overlay.stats), list(overlay.wasted), list(overlay.findings), score
+
+
+def test_a_snapshot_continues_exactly_like_the_overlay_it_copies() -> None:
+    replayed = Overlay()
+    for index, members in enumerate((BASE, MIDDLE, TOP)):
+        _apply(replayed, index, members)
+
+    origin = Overlay()
+    _apply(origin, 0, BASE)
+    _apply(origin, 1, MIDDLE)
+    before = _state(origin)
+    copy = origin.snapshot()
+    assert _state(copy) == before
+    _apply(copy, 2, TOP)
+    assert _state(copy) == _state(replayed)
+    # the origin is untouched by what was applied to its copy, and the reverse
+    assert _state(origin) == before
+    assert origin.get("/etc/big").size == 5000 and copy.get("/etc/big").size == len(b"rewritten")
+    _apply(origin, 2, [fb.file("etc/new", b"n")])
+    assert copy.get("/etc/new") is None and _state(copy) == _state(replayed)
+    # the hard link still shares one inode in the copy (bytes counted once)
+    twin = origin.snapshot()
+    assert twin.get("/etc/big").inode is twin.get("/etc/big-link").inode
+    assert twin.get("/etc/big").inode is not origin.get("/etc/big").inode
+    assert sum(w.size for w in copy.wasted) == sum(w.size for w in replayed.wasted) > 0
