@@ -107,6 +107,7 @@ def analyze(
     post_analysis: Callable[[Analysis, OverlayFileView], None] | None = None,
     advise: bool = True,
     runtime_base: str | None = None,
+    layer_changes: bool = True,
 ) -> Analysis:
     """Open an image (tar, directory, or "-" for stdin), replay its layers, measure it, and
     (with `catalog`) attribute its bytes to packages.
@@ -115,7 +116,9 @@ def analyze(
     only time file bytes kept by reference (executables, libraries) can still be read.
     `advise` (with `catalog`) adds build-tool findings and size recommendations to
     `analysis.extras` (imgscope/analyze/recommend.py); `runtime_base` picks the runtime
-    stage's base of its Dockerfile sketch ("scratch" allowed)."""
+    stage's base of its Dockerfile sketch ("scratch" allowed). `layer_changes=False` skips
+    re-reading the package databases layer by layer: `attribution.layers` then has no
+    removals or upgrades (only the JSON reports show them; ~35 ms on a Debian image)."""
     # Nothing that only cataloging and advice need is imported or set up before the layer
     # hashing has started (see `Preparation`): those ~70 ms overlap it.
     capture = Capture(None)
@@ -136,9 +139,10 @@ def analyze(
             analysis.warnings.extend(Warning_("catalog", w) for w in warnings)
             analysis.attribution = attribute(analysis.fs, packages, analysis.fs.wasted,
                                              len(analysis.layers))
-            db_catalogers = [c for c in catalogers if c.name in HISTORY_CATALOGERS]
-            record_layer_changes(analysis.attribution, db_catalogers,
-                                 analysis.captured_history, analysis.fs.wasted)
+            if layer_changes:
+                db_catalogers = [c for c in catalogers if c.name in HISTORY_CATALOGERS]
+                record_layer_changes(analysis.attribution, db_catalogers,
+                                     analysis.captured_history, analysis.fs.wasted)
             analysis.warnings.extend(Warning_("catalog", w)
                                      for w in analysis.attribution.warnings)
             if capture.spool is not None and capture.spool.skipped:

@@ -100,7 +100,9 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
                                     "analysis that --no-packages skips")
     analysis = analyze(args.image, image=args.select_image, platform=args.platform,
                        verify=not args.no_verify, progress=_progress_printer(),
-                       catalog=not args.no_packages)
+                       catalog=not args.no_packages,
+                       # per-layer removals and upgrades: shown in the JSON document only
+                       layer_changes=args.format == "json")
     results = _gate(rules, analysis)
     if args.format == "json":
         from imgscope.report.json_report import dumps, inspect_document

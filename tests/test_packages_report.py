@@ -168,3 +168,10 @@ def test_per_layer_changes_name_removed_and_upgraded_packages(tmp_path: Path) ->
     libz = result.attribution.packages[0]
     assert (libz.final_bytes, libz.shipped_bytes) == (len(lib_v2), len(lib_v1) + len(lib_v2))
     assert libz.introduced_layer == 0 and libz.changed_layers == (2,)
+    # The text report shows no per-layer removals or upgrades: `inspect` skips re-reading the
+    # databases layer by layer there, and nothing else in the attribution changes.
+    quick = analyze(image, layer_changes=False)
+    assert [(lp.removed, lp.upgraded) for lp in quick.attribution.layers] == [((), ())] * 3
+    assert quick.attribution.packages == result.attribution.packages
+    assert [(lp.added, lp.changed) for lp in quick.attribution.layers] == [
+        (lp.added, lp.changed) for lp in layers]
