@@ -54,3 +54,14 @@ def test_the_forked_hasher_returns_each_region(data_file) -> None:
         assert hasher.result(0) == (whole, whole, len(data))
     finally:
         hasher.close()
+
+
+def test_a_file_that_cannot_be_mapped_is_read_instead(data_file, monkeypatch) -> None:
+    fd, data = data_file
+
+    def refuse(*args, **kwargs):
+        raise OSError(19, "No such device")  # what mmap says on a file system without it
+
+    monkeypatch.setattr(streams.mmap, "mmap", refuse)
+    expected = "sha256:" + hashlib.sha256(data[5:]).hexdigest()
+    assert hash_mapped_region(fd, 5, len(data) - 5) == (expected, len(data) - 5)

@@ -92,8 +92,12 @@ def hash_mapped_region(fd: int, offset: int, size: int) -> tuple[str, int]:
     while at < end:
         base = at - at % mmap.ALLOCATIONGRANULARITY
         length = min(MAP_WINDOW, end - base)
-        with mmap.mmap(fd, length, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ,
-                       offset=base) as window, memoryview(window) as view:
+        try:
+            window = mmap.mmap(fd, length, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ,
+                               offset=base)
+        except OSError:  # a file system that cannot map files: read it instead
+            return hash_region(fd, offset, size)
+        with window, memoryview(window) as view:
             digest.update(view[at - base:])
         at = base + length
     return "sha256:" + digest.hexdigest(), end - offset
