@@ -23,6 +23,7 @@ from imgscope.archive.layer import (
 )
 from imgscope.archive.streams import RegionHasher, pending_digests, reader_chunks
 from imgscope.catalog.base import compile_patterns
+from imgscope.catalog.view import OverlayFileView
 from imgscope.errors import CorruptInput, DigestMismatch, LimitExceeded
 from imgscope.fsfacts import FsFacts, collect_facts
 from imgscope.model import (
@@ -43,7 +44,6 @@ from imgscope.overlay import Overlay
 if TYPE_CHECKING:
     from imgscope.attribution import Attribution
     from imgscope.catalog.base import Cataloger
-    from imgscope.catalog.view import OverlayFileView
 
 Progress = Callable[[int, int, str], None]
 
@@ -149,8 +149,6 @@ def analyze(
                 analysis.warnings.append(Warning_(
                     "spool-limit", f"{capture.spool.skipped} executables were not inspected "
                                    "(spool limit reached)"))
-        if post_analysis is not None or prepared.advise:
-            from imgscope.catalog.view import OverlayFileView
         if prepared.advise:
             # Build tools, runtime closure, recommendations: into analysis.extras.
             from imgscope.analyze.recommend import apply_advice
@@ -188,36 +186,38 @@ class Preparation:
         if self.done:
             return
         self.done = True
-        patterns = list(self.content_patterns)
         if self.catalog:
-            from imgscope.analyze.closure import CONTENT_PATTERNS as CLOSURE_PATTERNS
             from imgscope.catalog.registry import all_catalogers
 
             self.catalogers = all_catalogers()
-            patterns += [p for c in self.catalogers for p in c.content_patterns]
-            patterns += CLOSURE_PATTERNS  # ld.so.conf, ld.so.cache, pyvenv.cfg
         self.advise = self.advise and bool(self.catalogers)  # advice works from the packages
-        if self.advise:
-            patterns += _advice_patterns()
         capture = self.capture
-        capture.pattern = compile_patterns(patterns)
+        capture.pattern = compile_patterns(
+            [*self.content_patterns, *later_stage_patterns(self.catalogers, self.advise)])
         capture.executables = any(c.wants_executables for c in self.catalogers)
         capture.spool = Spool() if capture.executables else None
 
 
-def _advice_patterns() -> list[str]:
-    """Files the advice stage reads (apt's auto-installed marks, ld.so's cache, ...)."""
-    from imgscope.analyze.recommend import CONTENT_PATTERNS
+def later_stage_patterns(catalogers: Sequence[Cataloger], advise: bool) -> list[str]:
+    """The files the stages after the walk read, whose bytes the walk keeps: the catalogers'
+    databases, what the runtime closure reads (ld.so.conf, ld.so.cache, pyvenv.cfg) and, with
+    `advise`, what the advice reads (apt's auto-installed marks, ...)."""
+    patterns = [p for c in catalogers for p in c.content_patterns]
+    if catalogers:
+        from imgscope.analyze.closure import CONTENT_PATTERNS as CLOSURE_PATTERNS
 
-    return list(CONTENT_PATTERNS)
+        patterns += CLOSURE_PATTERNS
+    if advise:
+        from imgscope.analyze.recommend import CONTENT_PATTERNS as ADVICE_PATTERNS
+
+        patterns += ADVICE_PATTERNS
+    return patterns
 
 
 def run_catalogers(catalogers: Sequence[Cataloger], fs: Overlay) -> tuple[list[Package],
                                                                           list[str]]:
     """Every cataloger over the final filesystem, in order. A cataloger that fails is a
     warning: the other ecosystems are still reported."""
-    from imgscope.catalog.view import OverlayFileView
-
     view = OverlayFileView(fs)
     packages: list[Package] = []
     warnings: list[str] = []

@@ -49,9 +49,9 @@ from imgscope.api import (
     PendingChecks,
     Progress,
     ReplayStart,
-    _advice_patterns,
     _analyze_resolved,
     _check_layer,
+    later_stage_patterns,
     run_catalogers,
     start_hashing,
 )
@@ -858,14 +858,7 @@ class _Pair:
         self.verify = verify
         self.advise = advise
         self.catalogers = all_catalogers() if catalog else []
-        # The files api.analyze keeps, for the same stages (kept in step with it).
-        patterns = [p for c in self.catalogers for p in c.content_patterns]
-        if catalog:
-            from imgscope.analyze.closure import CONTENT_PATTERNS as CLOSURE_PATTERNS
-
-            patterns.extend(CLOSURE_PATTERNS)
-        if advise:
-            patterns.extend(_advice_patterns())
+        patterns = later_stage_patterns(self.catalogers, advise)  # what api.analyze keeps
         executables = any(c.wants_executables for c in self.catalogers)
         self.sides = {
             name: _SideIO(name, Capture(compile_patterns(patterns), executables=executables,

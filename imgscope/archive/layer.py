@@ -398,21 +398,17 @@ class LayerReader:
         else:
             path = "/" + name.rstrip("/")
         link: str | None = None
-        if etype is EntryType.FILE:
-            pass
-        elif etype is EntryType.SYMLINK:
-            link = linkname
+        if etype is not EntryType.FILE:
             size = stored = 0
-        elif etype is EntryType.HARDLINK:
-            link, _link_abs, link_escaped = normalise(linkname)
-            if link_escaped:
-                findings.append(
-                    PathFinding(self.index, "path-escape", path,
-                                f"hard link target {linkname!r} climbs out of the root")
-                )
-            size = stored = 0
-        else:
-            size = stored = 0
+            if etype is EntryType.SYMLINK:
+                link = linkname
+            elif etype is EntryType.HARDLINK:
+                link, _link_abs, link_escaped = normalise(linkname)
+                if link_escaped:
+                    findings.append(
+                        PathFinding(self.index, "path-escape", path,
+                                    f"hard link target {linkname!r} climbs out of the root")
+                    )
         return _new_entry((
             path, etype, size, stored, mode & 0o7777, uid, gid, mtime, link, devmajor,
             devminor, xattrs, None if path.isascii() else _raw_name(path), None, None,
