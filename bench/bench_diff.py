@@ -8,7 +8,8 @@ layer of buildtools (~800 MB docker-archive, the largest ~620 MB) is a shared la
 `diff OLD NEW` costs no more than `inspect NEW`. Measured, as whole processes (see run.py):
 
 - `inspect NEW` (the reference) and `inspect OLD`
-- `diff OLD NEW`: the shared layers walked once, the other copy only hashed
+- `diff OLD NEW`: the shared layers walked once, the other copy not read (known by diff_id)
+- `diff OLD NEW --verify-copies`: the other copy read too (compared or hashed)
 - `diff OLD NEW` with reuse_shared=False: every layer of both images walked (what the reuse saves)
 - `diff OLD NEW --only files`: no catalogers
 
@@ -83,6 +84,7 @@ def cases(old: dict[str, Path], new: dict[str, Path], pairings: list[str],
             Case(name, f"inspect new ({fn})", [*py, "inspect", b]),
             Case(name, f"inspect old ({fo})", [*py, "inspect", a]),
             Case(name, "diff", [*py, "diff", a, b]),
+            Case(name, "diff --verify-copies", [*py, "diff", a, b, "--verify-copies"]),
             Case(name, "diff, no reuse", [python, "-c", NO_REUSE, a, b]),
             Case(name, "diff --only files", [*py, "diff", a, b, "--only", "files"]),
             Case(name, "inspect new --no-verify", [*py, "inspect", b, "--no-verify"]),

@@ -251,7 +251,11 @@ def _diff_options(parser: argparse.ArgumentParser) -> None:
                             metavar="OS/ARCH[/VARIANT]",
                             help=f"which platform of a multi-platform index, for {which}")
     parser.add_argument("--no-verify", action="store_true",
-                        help="skip the digest checks (shared layers are then not read twice)")
+                        help="skip the digest checks")
+    parser.add_argument("--verify-copies", action="store_true",
+                        help="also read and check the other image's copy of each shared "
+                             "layer (by default a layer with the same diff_id is read once, "
+                             "from one archive)")
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.add_argument("--exit-code", action="store_true",
                         help="exit 1 when the images differ (in the compared sections)")
@@ -278,7 +282,8 @@ def _cmd_diff(args: argparse.Namespace) -> int:
         new_image=args.new_select_image or args.select_image,
         old_platform=args.old_platform or args.platform,
         new_platform=args.new_platform or args.platform,
-        verify=not args.no_verify, sections=sections, hash_content=not args.no_hash,
+        verify=not args.no_verify, verify_copies=args.verify_copies, sections=sections,
+        hash_content=not args.no_hash,
         progress=_progress_printer(),
     )
     if args.format == "json":

@@ -9,28 +9,35 @@ the other side starts from a snapshot of that overlay after them (Overlay.snapsh
 the tree, ~5x cheaper than replaying their entries again). Its shared layers still come through
 a container wrapper's `preread` (the hook stream containers use) with the first side's
 recorded entries, drained, not applied, so that each position gets its measurements (and a
-blob at two positions is read once). The other side's copies are
-still verified, by hash only, in a forked child (not a thread: see streams.RegionHasher), and
-checked last, so that hashing overlaps everything else; a copy that does not match its diff_id
-fails the diff as it fails `inspect`. A compressed blob both manifests name is hashed as stored
-and must equal the blob the first side inflated; one archive member used by both sides is read
-once. With --no-verify the copies are not read at all: the claimed diff_ids are trusted, as
-everywhere with --no-verify. Both archives stay open to the end: the snapshot's files keep the
-first side's file bytes by reference. NEW's catalogers run in a forked child while this
-process catalogs OLD. The cost: both images are still hashed whole (verification), so a
-verified diff of two plain archives costs more than one inspect; bench/bench_diff.py measures.
+blob at two positions is read once). The other side's copies are not read: the walked copy
+was hashed against the same diff_id, and the analysis of both sides uses its bytes; a copy is
+known by its diff_id (named by its own verified config), as a registry does not pull a layer it
+holds. Only its stored size is checked: a plain copy of another size cannot be that tar stream,
+and is hashed (and refused). With `verify_copies` (--verify-copies) every copy is verified too,
+by hash only, in a forked child (not a thread: see streams.RegionHasher), and checked last, so
+that hashing overlaps everything else; a copy that does not match its diff_id fails the diff as
+it fails `inspect`. A copy the size of the walked one is compared with it byte for byte; a
+compressed blob both manifests name is hashed as stored and must equal the blob the first side
+inflated; one archive member used by both sides is read once. With --no-verify the copies are
+not read at all. Both archives stay open to the end: the snapshot's files keep the first side's
+file bytes by reference. NEW's catalogers run in a forked child while this process catalogs
+OLD. bench/bench_diff.py measures what a diff costs against one inspect.
 
 Content equality. Size, type, mode, owner and link target come from tar headers, so a change
 in any of them is found without reading file contents. A regular file with the same size and
 metadata on both sides is the same file when both versions come from the same shared layer.
 When they come from different layers ("rewritten by another layer, same size") only the bytes
 can tell: those files alone are hashed in a second, targeted read of the layers that shipped
-them (`Capture.digest_paths`), in the cataloging child; what was read is reported. With
+them (`Capture.digest_paths`), or read alone at the offsets the walk noted, each side's by the
+process that catalogs it; a shared layer's from the copy that was walked (verified); what was
+read is reported. With
 `hash_content=False` such files are reported with content "unknown".
 
-Comparing (`compare`) is a pure function of the two analyses. mtime is not compared (every
-rebuild changes it; container-diff ignores it too); history items are compared by instruction,
-not by timestamp.
+Comparing (`compare`) is a pure function of the two analyses. Only the paths that can differ
+are looked at (changed_paths): those one side lacks, and those a layer after the shared prefix
+wrote on either side; the rest were last written by the shared layers, the same on both sides.
+mtime is not compared (every rebuild changes it; container-diff ignores it too); history items
+are compared by instruction, not by timestamp.
 """
 
 from __future__ import annotations
@@ -70,7 +77,6 @@ from imgscope.archive.streams import (
 )
 from imgscope.attribution import Attribution, attribute
 from imgscope.catalog.base import Cataloger, compile_patterns
-from imgscope.catalog.registry import all_catalogers
 from imgscope.catalog.view import OverlayFileView
 from imgscope.errors import CorruptInput, ImgscopeError, LimitExceeded
 from imgscope.model import (
@@ -279,9 +285,13 @@ class ReadCost:
     walked: str | None  # which side's copy of the shared layers was walked ("old"/"new")
     replayed_layers: int  # shared layers replayed into the other side, not walked again
     replayed_bytes: int  # their uncompressed bytes
-    verified_only: bool  # the replayed copies were hashed (True) or trusted (--no-verify)
+    verified_only: bool  # the replayed copies were read and checked (--verify-copies); False:
+    # known by their diff_id (which the verified config names) and checked by size, or trusted
+    # (--no-verify)
     verify_bytes: int = 0  # stored bytes of those copies read to verify them (compared with
     # the walked copy or hashed; 0 for a second look at one archive member)
+    copies: str = "read"  # how the replayed copies were checked: "read" (hashed or compared),
+    # "by-diff-id" (not read: same diff_id and stored size), "unverified" (--no-verify)
 
 
 @dataclass(frozen=True)
@@ -481,23 +491,86 @@ def _compare_finding_maps(old: dict[tuple[str, str], int],
 # -- files --------------------------------------------------------------------------------------
 
 
-@dataclass
 class _Tree:
-    """One side's final filesystem as the file comparison needs it."""
+    """One side's final filesystem as the file comparison needs it. The inode names and the
+    owners of symlinks and directories are worked out only when a changed path needs them:
+    most paths are decided from the index alone."""
 
-    index: dict[str, Node]
-    names: dict[int, list[str]]  # id(inode) -> its names, in path order
-    owner: dict[str, str]
-    wasted_paths: frozenset[str]
+    def __init__(self, analysis: Analysis) -> None:
+        self.analysis = analysis
+        self.index = analysis.fs.index()
+        self.wasted_paths = frozenset(w.path for w in analysis.fs.wasted)
+        attribution = analysis.attribution
+        self.owner_of = attribution.owner_of if attribution is not None else {}
+        self._names: dict[int, list[str]] | None = None
+        self._claims: dict[str, str] | None = None
+        self._dir_owners: dict[int, object] = {}
 
+    def names(self, path: str, node: Node) -> list[str]:
+        """The names of `node`'s inode, in path order ([path] for a file of one name)."""
+        inode = node.inode
+        if inode is None or inode.links <= 1:
+            return [path]
+        if self._names is None:
+            self._names = _inode_names(self.index)
+        return self._names.get(id(inode)) or [path]
 
-def _tree(analysis: Analysis) -> _Tree:
-    index = analysis.fs.index()
-    owner: dict[str, str] = {}
-    if analysis.attribution is not None:
-        owner = _owners(analysis, index)
-    return _Tree(index, _inode_names(index), owner,
-                 frozenset(w.path for w in analysis.fs.wasted))
+    def owner(self, path: str, node: Node) -> str | None:
+        """Who owns a path: attribution's owner of a regular file, the one package that
+        claims a symlink or device, and for a directory the one owner of everything below it
+        (catalogers do not claim directories: many packages list /usr/lib)."""
+        if self.analysis.attribution is None:
+            return None
+        if node.type is EntryType.DIR:
+            who = self._dir_owner(path, node)
+            return who if isinstance(who, str) else None
+        if node.type is EntryType.FILE:
+            return self.owner_of.get(path)
+        return self._claimed().get(path)
+
+    def _claimed(self) -> dict[str, str]:
+        if self._claims is None:
+            attribution = self.analysis.attribution
+            assert attribution is not None
+            claims: dict[str, set[str]] = defaultdict(set)
+            index = self.index
+            for usage in attribution.packages:
+                for path in usage.package.files:  # already resolved by the catalogers
+                    node = index.get(path)
+                    if node is not None and node.type is not EntryType.FILE \
+                            and node.type is not EntryType.DIR:
+                        claims[path].add(usage.key)
+            self._claims = {path: next(iter(keys)) for path, keys in claims.items()
+                            if len(keys) == 1}
+        return self._claims
+
+    def _dir_owner(self, path: str, top: Node) -> object:
+        """The one owner below a directory, None (mixed or unowned) or _EMPTY (nothing
+        below says): bottom up without recursion, each directory once."""
+        done = self._dir_owners
+        stack: list[tuple[str, Node, bool]] = [(path, top, False)]
+        while stack:
+            where, node, expanded = stack.pop()
+            if id(node) in done:
+                continue
+            assert node.children is not None
+            if not expanded:
+                stack.append((where, node, True))
+                stack.extend((f"{where}/{name}", child, False)
+                             for name, child in node.children.items()
+                             if child.type is EntryType.DIR and id(child) not in done)
+                continue
+            who: object = _EMPTY
+            for name, child in node.children.items():
+                if child.type is EntryType.DIR:
+                    w = done[id(child)]
+                else:
+                    w = self.owner(f"{where}/{name}", child)
+                if w is _EMPTY:
+                    continue  # an empty directory says nothing
+                who = w if who is _EMPTY or who == w else None
+            done[id(node)] = who
+        return done[id(top)]
 
 
 def _inode_names(index: dict[str, Node]) -> dict[int, list[str]]:
@@ -511,43 +584,26 @@ def _inode_names(index: dict[str, Node]) -> dict[int, list[str]]:
 _EMPTY = object()
 
 
-def _owners(analysis: Analysis, index: dict[str, Node]) -> dict[str, str]:
-    """Who owns each path: attribution's owners of regular files, the symlinks and devices
-    one package claims, and directories whose every entry one package owns (catalogers do
-    not claim directories: many packages list /usr/lib)."""
-    assert analysis.attribution is not None
-    claims: dict[str, set[str]] = defaultdict(set)
-    for usage in analysis.attribution.packages:
-        for path in usage.package.files:  # already resolved by the catalogers
-            node = index.get(path)
-            if node is not None and node.type is not EntryType.FILE \
-                    and node.type is not EntryType.DIR:
-                claims[path].add(usage.key)
-    owners = {path: next(iter(keys)) for path, keys in claims.items() if len(keys) == 1}
-    owners.update(analysis.attribution.owner_of)
-    # Directories, bottom up without recursion: one owner below, or None (mixed/unowned).
-    below: dict[int, object] = {}
-    stack: list[tuple[str, Node, bool]] = [("", analysis.fs.root, False)]
-    while stack:
-        path, node, done = stack.pop()
-        assert node.children is not None
-        if not done:
-            stack.append((path, node, True))
-            stack.extend((f"{path}/{name}", child, False)
-                         for name, child in node.children.items()
-                         if child.type is EntryType.DIR)
-            continue
-        who: object = _EMPTY
-        for name, child in node.children.items():
-            w = below.pop(id(child)) if child.type is EntryType.DIR \
-                else owners.get(f"{path}/{name}")
-            if w is _EMPTY:
-                continue  # an empty directory says nothing
-            who = w if who is _EMPTY or who == w else None
-        below[id(node)] = who
-        if path and isinstance(who, str):
-            owners.setdefault(path, who)
-    return owners
+def changed_paths(old: Analysis, new: Analysis, shared: int) -> set[str]:
+    """Every path that can differ between the two final filesystems (a superset): a path
+    only one side has, or one that a layer after the shared prefix wrote on either side,
+    with the other names of its hard links. The rest were last written by the shared
+    layers (identical on both sides) and are skipped without a look."""
+    old_index, new_index = old.fs.index(), new.fs.index()
+    if not shared:
+        return set(old_index) | set(new_index)
+    paths = set(old_index.keys() ^ new_index.keys())
+    paths.update([path for path, node in old_index.items() if node.layer >= shared])
+    paths.update([path for path, node in new_index.items() if node.layer >= shared])
+    # A name added or removed changes the link count of the others of its inode.
+    linked = [(index, node) for path in paths for index in (old_index, new_index)
+              for node in (index.get(path),)
+              if node is not None and node.inode is not None and node.inode.links > 1]
+    if linked:
+        names = {id(old_index): _inode_names(old_index), id(new_index): _inode_names(new_index)}
+        for index, node in linked:
+            paths.update(names[id(index)].get(id(node.inode), ()))
+    return paths
 
 
 def _same_origin(a: Inode, b: Inode, shared: int) -> bool:
@@ -555,18 +611,19 @@ def _same_origin(a: Inode, b: Inode, shared: int) -> bool:
     return a.layer == b.layer and a.layer < shared
 
 
-def content_candidates(old: Analysis, new: Analysis, shared: int
-                       ) -> list[tuple[str, Node, Node]]:
+def content_candidates(old: Analysis, new: Analysis, shared: int,
+                       paths: Iterable[str] | None = None) -> list[tuple[str, Node, Node]]:
     """Regular files on both sides with the same size, written by different layers: the
-    files whose content only a hash can compare."""
-    new_index = new.fs.index()
+    files whose content only their bytes can compare. `paths`: changed_paths(), if known."""
+    old_index, new_index = old.fs.index(), new.fs.index()
     out = []
-    for path, a in old.fs.index().items():
-        b = new_index.get(path)
-        if (b is not None and a.type is EntryType.FILE and b.type is EntryType.FILE
-                and a.inode is not None and b.inode is not None and a.size == b.size
-                and a.size and not _same_origin(a.inode, b.inode, shared)):
+    for path in changed_paths(old, new, shared) if paths is None else paths:
+        a, b = old_index.get(path), new_index.get(path)
+        if (a is not None and b is not None and a.type is EntryType.FILE
+                and b.type is EntryType.FILE and a.inode is not None and b.inode is not None
+                and a.size == b.size and a.size and not _same_origin(a.inode, b.inode, shared)):
             out.append((path, a, b))
+    out.sort(key=lambda c: _path_key(c[0]))
     return out
 
 
@@ -585,21 +642,28 @@ def content_check(candidates: Sequence[tuple[str, Node, Node]], digests: dict[in
 
 
 def compare_files(old: Analysis, new: Analysis, shared: int,
-                  digests: dict[int, str] | None = None) -> tuple[FileChange, ...]:
+                  digests: dict[int, str] | None = None,
+                  paths: Iterable[str] | None = None) -> tuple[FileChange, ...]:
     """Every path added, removed or changed, in `ls` order. `digests` maps id(inode) of
-    either side to the sha256 of its content, for the content candidates that were hashed."""
+    either side to the sha256 of its content, for the content candidates that were hashed;
+    `paths` is changed_paths(), if known."""
     digests = digests or {}
-    t_old, t_new = _tree(old), _tree(new)
+    t_old, t_new = _Tree(old), _Tree(new)
     old_index, new_index = t_old.index, t_new.index
     out: list[FileChange] = []
-    for path, a in old_index.items():
-        b = new_index.get(path)
+    for path in changed_paths(old, new, shared) if paths is None else paths:
+        a, b = old_index.get(path), new_index.get(path)
         if b is None:
-            out.append(FileChange(path, "removed", (), None, -_carried(path, a, t_old),
-                                  _state(path, a, t_old, digests), None,
-                                  path in t_new.wasted_paths))
+            if a is not None:
+                out.append(FileChange(path, "removed", (), None, -_carried(path, a, t_old),
+                                      _state(path, a, t_old, digests), None,
+                                      path in t_new.wasted_paths))
             continue
-        if _unchanged(a, b, t_old, t_new, shared):
+        if a is None:
+            out.append(FileChange(path, "added", (), None, _carried(path, b, t_new), None,
+                                  _state(path, b, t_new, digests), False))
+            continue
+        if _unchanged(path, a, b, t_old, t_new, shared):
             continue  # most paths: decided without building anything
         sa, sb = _state(path, a, t_old, digests), _state(path, b, t_new, digests)
         changes, content = _differences(a, b, sa, sb, shared)
@@ -607,22 +671,18 @@ def compare_files(old: Analysis, new: Analysis, shared: int,
             out.append(FileChange(path, "changed", tuple(changes), content,
                                   _carried(path, b, t_new) - _carried(path, a, t_old), sa, sb,
                                   path in t_new.wasted_paths))
-    for path, b in new_index.items():
-        if path not in old_index:
-            out.append(FileChange(path, "added", (), None, _carried(path, b, t_new), None,
-                                  _state(path, b, t_new, digests), False))
     out.sort(key=lambda c: _path_key(c.path))
     return tuple(out)
 
 
-def _unchanged(a: Node, b: Node, t_old: _Tree, t_new: _Tree, shared: int) -> bool:
+def _unchanged(path: str, a: Node, b: Node, t_old: _Tree, t_new: _Tree, shared: int) -> bool:
     if (a.type is not b.type or a.mode != b.mode or a.uid != b.uid or a.gid != b.gid
             or a.link_target != b.link_target or a.devmajor != b.devmajor
             or a.devminor != b.devminor or a.xattrs != b.xattrs):
         return False
     if a.inode is None or b.inode is None:
         return a.inode is b.inode
-    na, nb = t_old.names[id(a.inode)], t_new.names[id(b.inode)]
+    na, nb = t_old.names(path, a), t_new.names(path, b)
     if len(na) != len(nb) or na[0] != nb[0]:
         return False
     return a.type is not EntryType.FILE or (
@@ -665,7 +725,7 @@ def _differences(a: Node, b: Node, sa: FileState, sb: FileState, shared: int
 
 
 def _state(path: str, node: Node, tree: _Tree, digests: dict[int, str]) -> FileState:
-    names = tree.names.get(id(node.inode), ()) if node.inode is not None else ()
+    names = tree.names(path, node) if node.inode is not None else ()
     first = names[0] if names else path
     is_file = node.type is EntryType.FILE
     return FileState(
@@ -679,7 +739,7 @@ def _state(path: str, node: Node, tree: _Tree, digests: dict[int, str]) -> FileS
         links=max(1, len(names)),
         hardlink_of=first if first != path else None,
         digest=digests.get(id(node.inode)) if is_file and node.inode is not None else None,
-        owner=tree.owner.get(path),
+        owner=tree.owner(path, node),
     )
 
 
@@ -687,7 +747,7 @@ def _carried(path: str, node: Node | None, tree: _Tree) -> int:
     """A file's bytes, on the first of its names only: sums match final_bytes."""
     if node is None or node.type is not EntryType.FILE or node.inode is None:
         return 0
-    names = tree.names.get(id(node.inode))
+    names = tree.names(path, node)
     return node.inode.size if not names or names[0] == path else 0
 
 
@@ -769,7 +829,8 @@ def compare(old: Analysis, new: Analysis, *, sections: Sequence[str] = SECTIONS,
             digests: dict[int, str] | None = None,
             layers_read: tuple[tuple[str, int, int, int, int], ...] = (),
             read: ReadCost | None = None,
-            candidates: Sequence[tuple[str, Node, Node]] | None = None) -> ImageDiff:
+            candidates: Sequence[tuple[str, Node, Node]] | None = None,
+            paths: set[str] | None = None) -> ImageDiff:
     """The comparison of two analyses (pure). `digests` maps id(inode) to sha256 for the
     content candidates that were hashed (`layers_read` says how); without them, same-size
     files written by different layers are reported with content "unknown"."""
@@ -779,14 +840,16 @@ def compare(old: Analysis, new: Analysis, *, sections: Sequence[str] = SECTIONS,
         packages, unchanged = compare_packages(old.attribution, new.attribution)
     content = None
     if "files" in sections:
+        if paths is None:
+            paths = changed_paths(old, new, shared)
         if candidates is None:
-            candidates = content_candidates(old, new, shared)
+            candidates = content_candidates(old, new, shared, paths)
         content = content_check(candidates, digests or {}, layers_read)
     return ImageDiff(
         old=side_of(old), new=side_of(new), sections=tuple(s for s in SECTIONS if s in sections),
         layers=compare_layers(old.layers, new.layers) if "layers" in sections else None,
         config=compare_config(old.config, new.config) if "config" in sections else None,
-        files=compare_files(old, new, shared, digests) if "files" in sections else None,
+        files=compare_files(old, new, shared, digests, paths) if "files" in sections else None,
         packages=packages, unchanged_packages=unchanged or 0,
         findings=compare_findings(old, new) if "findings" in sections else None,
         breakdown=breakdown(old, new, packages),
@@ -807,6 +870,7 @@ def diff(
     old_platform: str | None = None,
     new_platform: str | None = None,
     verify: bool = True,
+    verify_copies: bool = False,
     sections: Sequence[str] = SECTIONS,
     hash_content: bool = True,
     reuse_shared: bool = True,
@@ -817,28 +881,34 @@ def diff(
     """Read both images (any input format each) and compare them.
 
     `sections` limits the work too: config alone reads no layer, files without packages runs
-    no cataloger. `reuse_shared=False` reads every layer of both images (for measuring)."""
+    no cataloger. `reuse_shared=False` reads every layer of both images (for measuring).
+    A layer both images share is read once; `verify_copies` reads the other image's copy
+    too and checks it (see the module docstring). The analyses `post_analysis` sees carry
+    build-tool findings but no recommendations (a diff compares findings only)."""
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
         raise ImgscopeError(f"unknown diff section {unknown[0]!r} (have: {', '.join(SECTIONS)})")
     if os.fspath(old_source) == "-" and os.fspath(new_source) == "-":
         raise ImgscopeError("only one of OLD and NEW can be standard input")
     catalog = "packages" in sections or "findings" in sections
-    with _Pair(verify, catalog, advise=catalog and "findings" in sections) as pair:
+    with _Pair(verify, catalog, advise=catalog and "findings" in sections,
+               verify_copies=verify and verify_copies) as pair:
         pair.open(OLD, old_source, old_image, old_platform, stdin)
         pair.open(NEW, new_source, new_image, new_platform, stdin)
         if not {"layers", "files", "packages", "findings"} & set(sections):
             return pair.config_only(sections)
         old, new, read = pair.analyze(reuse_shared, progress)
         candidates = []
+        paths = None
         if "files" in sections:
-            candidates = content_candidates(old, new, read.shared_prefix)
+            paths = changed_paths(old, new, read.shared_prefix)
+            candidates = content_candidates(old, new, read.shared_prefix, paths)
         digests, layers_read = pair.finish(old, new, candidates if hash_content else [],
                                            read.shared_prefix, post_analysis)
         pair.settle()  # last: hashing the walked layers overlapped all of the above
         pair.verify_replayed()  # and the replayed copies, checked against them
         return compare(old, new, sections=sections, digests=digests, layers_read=layers_read,
-                       read=read, candidates=candidates)
+                       read=read, candidates=candidates, paths=paths)
 
 
 @dataclass
@@ -854,18 +924,15 @@ class _SideIO:
 class _Pair:
     """Both images open at once, each with its own capture and spool."""
 
-    def __init__(self, verify: bool, catalog: bool, advise: bool) -> None:
+    def __init__(self, verify: bool, catalog: bool, advise: bool,
+                 verify_copies: bool = True) -> None:
         self.verify = verify
+        self.verify_copies = verify_copies
+        self.catalog = catalog
         self.advise = advise
-        self.catalogers = all_catalogers() if catalog else []
-        patterns = later_stage_patterns(self.catalogers, advise)  # what api.analyze keeps
-        executables = any(c.wants_executables for c in self.catalogers)
-        self.sides = {
-            name: _SideIO(name, Capture(compile_patterns(patterns), executables=executables,
-                                        spool=Spool() if executables else None,
-                                        file_offsets={}))
-            for name in (OLD, NEW)
-        }
+        self.catalogers: list[Cataloger] = []  # set by prepare()
+        self._prepared = False
+        self.sides = {name: _SideIO(name, Capture(None, file_offsets={})) for name in (OLD, NEW)}
         self._hashers: list[RegionHasher | _ForkedHashes] = []
         # Digests of walked layers still being computed, per side: settled last (settle).
         self.checks = {OLD: PendingChecks(), NEW: PendingChecks()}
@@ -887,12 +954,30 @@ class _Pair:
             if side.capture.spool is not None:
                 side.capture.spool.close()
 
+    def prepare(self) -> None:
+        """What the walks keep for the later stages (api.Preparation, for both captures):
+        called once the hashing has started, or before a stream is read, so that importing
+        the catalogers (~50 ms) overlaps the hashing instead of delaying it."""
+        if self._prepared:
+            return
+        self._prepared = True
+        if self.catalog:
+            from imgscope.catalog.registry import all_catalogers
+
+            self.catalogers = all_catalogers()
+        pattern = compile_patterns(later_stage_patterns(self.catalogers, self.advise))
+        executables = any(c.wants_executables for c in self.catalogers)
+        for side in self.sides.values():
+            side.capture.pattern = pattern
+            side.capture.executables = executables
+            side.capture.spool = Spool() if executables else None
+
     def open(self, name: str, source, image: str | None, platform: str | None,
              stdin: BinaryIO | None) -> None:
         side = self.sides[name]
         try:
             side.container = open_container(os.fspath(source), side.capture, self.verify,
-                                            stdin=stdin)
+                                            stdin=stdin, before_stream=self.prepare)
             side.resolved = resolve_image(side.container, image, platform, self.verify)
         except ImgscopeError as exc:
             raise type(exc)(f"{name} image: {exc}") from None
@@ -928,16 +1013,26 @@ class _Pair:
         # hash only, never walked.
         start_hashing([layer.reader for layer in recorder.layers.values()],
                       self.checks[first.name].hashers)
+        if shared:
+            self.prepare()  # else once the first side's own hashing has started
         second_names: list[str] = []
         jobs: list[tuple[Blob, bool]] = []
+        trusted: set[str] = set()
         if shared and self.verify:
             first_refs = first.resolved.layers  # type: ignore[union-attr]
             for i, ref in enumerate(second.resolved.layers[:shared]):  # type: ignore[union-attr]
-                if ref.name in second_names:
+                if ref.name in second_names or ref.name in trusted:
                     continue
                 blob = second.container.blob(ref.name)  # type: ignore[union-attr]
                 if _same_region(blob, recorder.layers[first_refs[i].name].reader.blob):
                     continue  # one archive, one member: its bytes are verified once
+                if not self.verify_copies and \
+                        _same_size(blob, recorder.layers[first_refs[i].name].reader.blob):
+                    # Known by its diff_id: the analysis uses the walked copy's bytes, which
+                    # were hashed against that same diff_id. Reading this copy too would cost
+                    # a second pass over the shared bytes (--verify-copies).
+                    trusted.add(ref.name)
+                    continue
                 second_names.append(ref.name)
                 # Both manifests name the same compressed blob: the sha256 of the bytes as
                 # stored proves this copy is the first side's (checked in _ReplayedLayer),
@@ -956,19 +1051,21 @@ class _Pair:
                 starts.append(ReplayStart(overlay.snapshot(), shared, list(history)))
 
         analyses[first.name] = self._analyze_side(first, recorder, progress,
-                                                  after_layer=snapshot if shared else None)
+                                                  after_layer=snapshot if shared else None,
+                                                  before_walk=self.prepare)
         # Started only now: during the walk the spare core hashes the walked side's layers
         # (the walk waits for those); these are checked last (verify_replayed).
         verifier = _ForkedHashes(jobs)
         self._hashers.append(verifier)
         pending = {name: _PendingRead(verifier, i) for i, name in enumerate(second_names)}
-        replayer = _Replayer(second, first, recorder, shared, pending)
+        replayer = _Replayer(second, first, recorder, shared, pending, trusted)
         analyses[second.name] = self._analyze_side(second, replayer, progress,
                                                    start=starts[0] if starts else None)
         self._replayed = (second, replayer, analyses[second.name])
         replayed = [analyses[first.name].layers[i].uncompressed_size for i in range(shared)]
         read = ReadCost(common, first.name if shared else None, shared, sum(replayed),
-                        self.verify, sum(blob.size for blob, _, _ in jobs))
+                        self.verify and not trusted, sum(blob.size for blob, _, _ in jobs),
+                        "unverified" if not self.verify else "by-diff-id" if trusted else "read")
         return analyses[OLD], analyses[NEW], read
 
     def verify_replayed(self) -> None:
@@ -986,6 +1083,8 @@ class _Pair:
                 continue
             own = layer.verify()
             claimed = config.diff_ids[index] if index < len(config.diff_ids) else None
+            if layer.trusted and own.compression == "none":
+                own.blob_digest = claimed  # a plain blob is its tar stream: the same digest
             try:
                 _check_layer(index, ref.name, ref.digest, claimed, own)
             except ImgscopeError as exc:
@@ -1022,7 +1121,8 @@ class _Pair:
 
     def _analyze_side(self, side: _SideIO, container: Container, progress: Progress | None,
                       start: ReplayStart | None = None,
-                      after_layer: LayerHook | None = None) -> Analysis:
+                      after_layer: LayerHook | None = None,
+                      before_walk: Callable[[], None] | None = None) -> Analysis:
         assert side.resolved is not None
         shown = None
         if progress is not None:
@@ -1031,7 +1131,7 @@ class _Pair:
         try:
             analysis = _analyze_resolved(container, side.resolved, side.capture, self.verify,
                                          shown, self.checks[side.name], start=start,
-                                         after_layer=after_layer)
+                                         after_layer=after_layer, before_walk=before_walk)
         except ImgscopeError as exc:
             raise type(exc)(f"{side.name} image: {exc}") from None
         self._analyses[side.name] = analysis
@@ -1057,21 +1157,26 @@ class _Pair:
                post_analysis: PostAnalysis | None
                ) -> tuple[dict[int, str], tuple[tuple[str, int, int, int, int], ...]]:
         """Catalog both images and hash the content candidates (pass two). NEW's catalogers
-        and the hashing run in a forked child while this process catalogs OLD: the two
-        slowest steps after reading, on two cores. Only packages and digests come back."""
+        run in a forked child while this process catalogs OLD, each then hashing its own
+        side's candidates: the slowest steps after reading, on two cores. Only packages and
+        digests come back."""
         plan = self._digest_plan(old, new, candidates, shared)
         catalog, advise = bool(self.catalogers), self.advise
 
         def in_child() -> tuple[_Later | None, dict]:
+            from imgscope.catalog.registry import all_catalogers
+
             later = _later_stages(new, all_catalogers(), advise) if catalog else None
-            return later, self._read_digests(plan)
+            return later, self._read_digests(plan, NEW)
 
         helper = _InChild(in_child) if catalog else None
         reads = self._read_digests(plan) if helper is None else None
         later_old = _later_stages(old, self.catalogers, advise) if catalog else None
         later_new = None
         if helper is not None:
-            later_new, reads = helper.result()
+            reads = self._read_digests(plan, OLD)
+            later_new, theirs = helper.result()
+            reads.update(theirs)
         assert reads is not None
         for analysis, later in ((old, later_old), (new, later_new)):
             side = self.sides[OLD if analysis is old else NEW]
@@ -1095,16 +1200,19 @@ class _Pair:
         plan = _DigestPlan()
         if not candidates:
             return plan
-        names = {OLD: _inode_names(old.fs.index()), NEW: _inode_names(new.fs.index())}
-        # A shared layer is the same bytes on both sides: read the cheaper copy (an
+        trees = {OLD: _Tree(old), NEW: _Tree(new)}
+        # A shared layer is the same bytes on both sides: read the copy that was walked (and
+        # so verified: the other may not have been read), else the cheaper copy (an
         # uncompressed one is walked by seeking), never a stream's (it cannot be read again).
-        shared_from = self._cheaper_copy()
-        for _, a, b in candidates:
+        recorder = self._recorder
+        shared_from = recorder.side if recorder is not None and \
+            self._rereadable(recorder.side) else self._cheaper_copy()
+        for path, a, b in candidates:
             for side, node in ((OLD, a), (NEW, b)):
                 inode = node.inode
                 assert inode is not None
                 key = (shared_from if inode.layer < shared else side, inode.layer)
-                inode_names = names[side].get(id(inode), [])
+                inode_names = trees[side].names(path, node)
                 plan.paths[key].update(inode_names)
                 plan.inodes[key].append((id(inode), inode_names, inode.size))
         return plan
@@ -1119,13 +1227,16 @@ class _Pair:
                 return name
         return usable[0]
 
-    def _read_digests(self, plan: _DigestPlan
+    def _read_digests(self, plan: _DigestPlan, only: str | None = None
                       ) -> dict[tuple[str, int], tuple[dict, int, int]]:
-        """sha256 of the planned files: (side, layer) -> ({path: digest}, layer bytes, bytes
-        read). A file of a plain seekable layer whose offset the walk noted is read alone
-        (its inode: one read for all its names); any other means walking its layer again."""
+        """sha256 of the planned files (of side `only`, if given): (side, layer) ->
+        ({path: digest}, layer bytes, bytes read). A file of a plain seekable layer whose
+        offset the walk noted is read alone (its inode: one read for all its names); any
+        other means walking its layer again."""
         out = {}
         for (side_name, layer), paths in sorted(plan.paths.items()):
+            if only is not None and side_name != only:
+                continue
             side = self.sides[side_name]
             assert side.container is not None and side.resolved is not None
             if not self._rereadable(side_name):
@@ -1256,19 +1367,18 @@ class _Later:
     attribution: Attribution
     warnings: list[Warning_]
     findings: list[Finding]
-    recommendations: list
 
     def apply(self, analysis: Analysis) -> None:
         analysis.attribution = self.attribution
         analysis.warnings.extend(self.warnings)
         analysis.extras.findings = list(self.findings)
-        analysis.extras.recommendations = list(self.recommendations)
 
 
 def _later_stages(analysis: Analysis, catalogers: Sequence[Cataloger], advise: bool) -> _Later:
     """What api.analyze does after reading (kept in step with it): catalog, attribute, and
-    (with `advise`) build-tool findings. Sets the analysis's attribution and extras, and
-    returns them with the warnings it added."""
+    (with `advise`) build-tool findings, without the recommendations (a diff compares
+    findings; recommending costs ~30 ms a side). Sets the analysis's attribution and
+    extras, and returns them with the warnings it added."""
     packages, warnings = run_catalogers(catalogers, analysis.fs)
     result = attribute(analysis.fs, packages, analysis.fs.wasted, len(analysis.layers))
     # No attribution.record_layer_changes: a diff shows no per-layer removals or upgrades
@@ -1276,14 +1386,14 @@ def _later_stages(analysis: Analysis, catalogers: Sequence[Cataloger], advise: b
     added = [Warning_("catalog", w) for w in (*warnings, *result.warnings)]
     analysis.attribution = result
     if advise:
-        from imgscope.analyze.recommend import apply_advice
+        from imgscope.analyze.recommend import scan_build_tools
 
-        before = len(analysis.warnings)
-        apply_advice(analysis, OverlayFileView(analysis.fs))
-        added += analysis.warnings[before:]
-        del analysis.warnings[before:]  # handed back with the others, added once by apply
-    return _Later(result, added, list(analysis.extras.findings),
-                  list(analysis.extras.recommendations))
+        try:
+            analysis.extras.findings = list(
+                scan_build_tools(analysis, OverlayFileView(analysis.fs)).findings)
+        except Exception as exc:  # as apply_advice: a failure is a warning, not an exception
+            added.append(Warning_("advice", f"advice failed: {type(exc).__name__}: {exc}"))
+    return _Later(result, added, list(analysis.extras.findings))
 
 
 def _side_of_resolved(resolved: ResolvedImage) -> Side:
@@ -1316,6 +1426,13 @@ def _same_bytes(a: Blob, b: Blob) -> bool:
             return False  # hashed instead: the digests then say what differs
         done += n
     return True
+
+
+def _same_size(a: Blob, b: Blob) -> bool:
+    """Both copies could hold the same bytes as far as their stored size tells: a plain copy
+    the size of the other plain one (equal diff_ids mean equal tar streams, so equal sizes);
+    compressed copies, whose sizes depend on the compressor, always."""
+    return a.size == b.size or _compression(a) != "none" or _compression(b) != "none"
 
 
 def _same_region(a: Blob, b: Blob) -> bool:
@@ -1433,11 +1550,12 @@ class _ReplayedLayer:
     overlaps with everything else) puts this copy's own in, or refuses it."""
 
     def __init__(self, source: _RecordedLayer, read: LayerRead,
-                 pending: _PendingRead | None, blob: Blob) -> None:
+                 pending: _PendingRead | None, blob: Blob, trusted: bool = False) -> None:
         self.source = source
         self.read = read
         self.pending = pending
         self.blob = blob
+        self.trusted = trusted  # not read: known by its diff_id (see _Pair.analyze)
 
     def __iter__(self) -> Iterator[LayerEntry]:
         if self.source.entries is None:
@@ -1453,8 +1571,11 @@ class _ReplayedLayer:
         read.findings = list(first.findings)
 
     def verify(self) -> LayerRead:
-        """This copy's own digests (hash-only, from the verifier child)."""
+        """This copy's own digests (hash-only, from the verifier child); for a copy not
+        read, only what its stored form says (nothing measured: digests None)."""
         first = self.source.reader.result
+        if self.trusted:
+            return LayerRead(_compression(self.blob), self.blob.size, first.uncompressed_size)
         if self.pending is None:  # the very bytes the first side read (same file region)
             return replace(first, findings=[], digests={})
         own = self.pending.result()
@@ -1474,7 +1595,7 @@ class _ReplayedLayer:
 
 class _Replayer(_Delegate):
     def __init__(self, side: _SideIO, first: _SideIO, recorder: _Recorder, shared: int,
-                 pending: dict[str, _PendingRead]) -> None:
+                 pending: dict[str, _PendingRead], trusted: set[str]) -> None:
         super().__init__(side)
         assert first.resolved is not None
         # this side's blob name -> the first side's blob name at the same position
@@ -1482,6 +1603,7 @@ class _Replayer(_Delegate):
                        for i, ref in enumerate(self.resolved.layers[:shared])}
         self.recorder = recorder
         self.pending = pending
+        self.trusted = trusted
         self.layers: dict[str, _ReplayedLayer] = {}
 
     def preread(self, name: str):
@@ -1491,7 +1613,7 @@ class _Replayer(_Delegate):
         if layer is None:
             source = self.recorder.layers[self.source[name]]
             layer = _ReplayedLayer(source, LayerRead(), self.pending.get(name),
-                                   self.inner.blob(name))
+                                   self.inner.blob(name), name in self.trusted)
             self.layers[name] = layer
         return layer, layer.read
 

@@ -291,9 +291,21 @@ def test_layers_shared_base_read_once(result) -> None:
     assert result.read.replayed_layers == 1
     assert result.read.walked == "old"
     assert result.read.replayed_bytes == result.layers[0].old.uncompressed_size
-    # NEW's copy is still verified: hashed (not walked) against its diff_id
+    # NEW's copy (same diff_id, same size) is not read: known by its diff_id
+    assert result.read.copies == "by-diff-id" and result.read.verify_bytes == 0
+    assert result.layers[0].new.measured_diff_id is None
+    assert result.layers[0].old.measured_diff_id == result.layers[0].old.diff_id
+
+
+def test_verify_copies_reads_the_other_copy_too(pair) -> None:
+    """--verify-copies: NEW's copy is verified too, hashed (not walked) against its diff_id;
+    the result is the same."""
+    result = diff(*pair, verify_copies=True)
+    assert result.read.copies == "read" and result.read.verified_only
     assert result.read.verify_bytes == result.layers[0].new.compressed_size
     assert result.layers[0].new.measured_diff_id == result.layers[0].new.diff_id
+    plain = diff(*pair)
+    assert result.files == plain.files and result.packages == plain.packages
 
 
 def test_summary_breakdown_adds_up(result) -> None:
@@ -401,9 +413,29 @@ def test_a_same_size_copy_one_byte_apart_fails(tmp_path: Path) -> None:
     flipped_path = fb.write_tar(tmp_path / "flipped.tar", fb.docker_save([flipped]))
     assert len(data) == old.layers[0].blob.size
     with pytest.raises(DigestMismatch, match="new image: layer 0.*content digest is sha256:"):
-        diff(old_path, flipped_path)
-    same = diff(old_path, fb.write_tar(tmp_path / "same.tar", fb.docker_save([old])))
+        diff(old_path, flipped_path, verify_copies=True)
+    same = diff(old_path, fb.write_tar(tmp_path / "same.tar", fb.docker_save([old])),
+                verify_copies=True)
     assert same.read.verify_bytes == old.layers[0].blob.size and not same.files
+    # By default that copy is not read (same diff_id, same size): the diff describes the
+    # layer by its diff_id, from OLD's verified bytes, and says so.
+    trusted = diff(old_path, flipped_path)
+    assert trusted.read.copies == "by-diff-id" and trusted.read.verify_bytes == 0
+    assert not trusted.files
+
+
+def test_a_shared_copy_of_another_size_is_read_and_refused(tmp_path: Path, cli) -> None:
+    """A plain copy whose size differs from the walked one cannot hold the same tar stream:
+    it is read (hashed) even without --verify-copies, and refused."""
+    old = fb.build_image(OLD_SPEC)
+    data = old.layers[0].blob.read() + b"\0" * 512  # one more zero block: another digest
+    longer = fb._layer_override(old, 0, data)
+    old_path = fb.write_tar(tmp_path / "old.tar", fb.docker_save([old]))
+    longer_path = fb.write_tar(tmp_path / "longer.tar", fb.docker_save([longer]))
+    with pytest.raises(DigestMismatch, match="new image: layer 0.*content digest is sha256:"):
+        diff(old_path, longer_path)
+    run = cli("diff", old_path, longer_path)
+    assert run.rc == 2 and "content digest" in run.err
 
 
 def test_a_shared_layer_that_lies_about_its_diff_id_fails(tmp_path: Path, cli) -> None:
@@ -415,7 +447,7 @@ def test_a_shared_layer_that_lies_about_its_diff_id_fails(tmp_path: Path, cli) -
     old_path = fb.write_tar(tmp_path / "old.tar", fb.docker_save([old]))
     liar_path = fb.write_tar(tmp_path / "liar.tar", fb.oci_layout([liar]))
     with pytest.raises(DigestMismatch, match="new image: layer 0"):
-        diff(old_path, liar_path)
+        diff(old_path, liar_path)  # read although not asked to: its size is not OLD's copy's
     run = cli("diff", old_path, liar_path)
     assert run.rc == 2 and "content digest" in run.err
     # --no-verify trusts the claim: the base is read once and the lie is not seen
@@ -528,7 +560,7 @@ def test_one_blob_at_two_positions_is_verified_at_both(tmp_path: Path) -> None:
                                         tags=("imgscope/repeat:1",)))
     a = fb.write_tar(tmp_path / "a.tar", fb.oci_layout([image]))
     b = fb.write_tar(tmp_path / "b.tar", fb.oci_layout([image]))
-    result = diff(a, b)
+    result = diff(a, b, verify_copies=True)
     assert not result.differs and result.read.replayed_layers == 3
     assert [(c.old.measured_diff_id, c.new.measured_diff_id) for c in result.layers] == [
         (layer.diff_id, layer.diff_id) for layer in image.layers]
@@ -556,7 +588,7 @@ def test_compressed_copies_of_one_blob_are_verified_by_their_stored_bytes(tmp_pa
     assert old_img.layers[0].blob.digest == new_img.layers[0].blob.digest
     old_path = fb.write_tar(tmp_path / "old.tar", fb.oci_layout([old_img]))
     new_path = fb.write_tar(tmp_path / "new.tar", fb.oci_layout([new_img]))
-    result = diff(old_path, new_path)
+    result = diff(old_path, new_path, verify_copies=True)
     assert result.read.replayed_layers == 1 and result.read.verified_only
     # NEW's copy hashed as stored (compressed), not inflated
     assert result.read.verify_bytes == new_img.layers[0].blob.size
@@ -580,4 +612,22 @@ def test_compressed_copies_of_one_blob_are_verified_by_their_stored_bytes(tmp_pa
                                        *new_img.layers[1:]))
     liar_path = fb.write_tar(tmp_path / "liar.tar", fb.oci_layout([liar]))
     with pytest.raises(DigestMismatch, match="new image: layer 0"):
-        diff(old_path, liar_path)
+        diff(old_path, liar_path, verify_copies=True)
+
+
+def test_only_the_paths_later_layers_wrote_are_compared(pair) -> None:
+    """compare_files looks at changed_paths() only: the paths one side lacks and those a
+    layer after the shared prefix wrote (with their hard links' other names). Comparing
+    every path of both trees gives the same changes; the skipped paths are the shared
+    base's."""
+    from imgscope.api import analyze
+    from imgscope.diff import changed_paths, compare_files
+
+    old, new = analyze(pair[0]), analyze(pair[1])
+    everything = set(old.fs.index()) | set(new.fs.index())
+    dirty = changed_paths(old, new, 1)
+    assert dirty < everything
+    assert {"/etc/pair1", "/etc/pair2"} <= dirty  # hard links added by NEW's own layer
+    assert all(old.fs.index()[p].layer == 0 and new.fs.index()[p].layer == 0
+               for p in everything - dirty)
+    assert compare_files(old, new, 1, paths=everything) == compare_files(old, new, 1)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from imgscope.analyze.buildtools import (
     CONTENT_PATTERNS as BUILDTOOL_PATTERNS,
@@ -153,6 +153,12 @@ class _Candidate:
 def advise(analysis, view, *, runtime_base: str | None = None) -> Advice:
     """Closure, ELF facts, build-tool scan and recommendations for an attributed analysis.
     Call it while the archive is open (analyze's post_analysis): ELF bytes are read."""
+    return recommend(analysis, scan_build_tools(analysis, view), runtime_base=runtime_base)
+
+
+def scan_build_tools(analysis, view) -> BuildToolScan:
+    """The build-tool findings of an attributed analysis, without recommendations (what
+    `imgscope diff` compares): the runtime closure, then the scan that uses it."""
     closure = None
     limits: list[str] = []
     try:
@@ -166,7 +172,9 @@ def advise(analysis, view, *, runtime_base: str | None = None) -> Advice:
             limits.append(f"runtime closure failed: {type(exc).__name__}: {exc}")
     result = scan(analysis.fs, view, analysis.attribution, analysis.layers, analysis.config,
                   closure)
-    return recommend(analysis, result, runtime_base=runtime_base)
+    if limits:  # said where the findings are read, beside the scan's own limits
+        result = replace(result, limits=(*limits, *result.limits))
+    return result
 
 
 def post_analysis_hook(runtime_base: str | None = None) -> Callable:

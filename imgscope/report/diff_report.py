@@ -213,6 +213,7 @@ def diff_document(d: ImageDiff) -> dict[str, Any]:
         doc["read"] = {"shared_prefix": r.shared_prefix, "walked": r.walked,
                        "replayed_layers": r.replayed_layers, "replayed_bytes": r.replayed_bytes,
                        "replayed_verified": r.verified_only,
+                       "replayed_copies": r.copies,
                        "replayed_hashed_bytes": r.verify_bytes}
     return doc
 
@@ -331,7 +332,9 @@ def _summary_lines(d: ImageDiff) -> list[str]:
     out.extend("  " + p for p in parts)
     r = d.read
     if r is not None and r.replayed_layers:
-        how = "verified by hash only" if r.verified_only else "trusted (--no-verify)"
+        how = {"read": "verified by hash only",
+               "by-diff-id": "not read: known by its diff_id (--verify-copies reads it)",
+               "unverified": "trusted (--no-verify)"}[r.copies]
         what = "layer was" if r.replayed_layers == 1 else "layers were"
         out.append(f"  shared base: {r.replayed_layers} {what} walked once ("
                    f"{human(r.replayed_bytes)}, in {r.walked}); the other copy {how}")
