@@ -27,11 +27,12 @@ Content equality. Size, type, mode, owner and link target come from tar headers,
 in any of them is found without reading file contents. A regular file with the same size and
 metadata on both sides is the same file when both versions come from the same shared layer.
 When they come from different layers ("rewritten by another layer, same size") only the bytes
-can tell: those files alone are hashed in a second, targeted read of the layers that shipped
-them (`Capture.digest_paths`), or read alone at the offsets the walk noted, each side's by the
-process that catalogs it; a shared layer's from the copy that was walked (verified); what was
-read is reported. With
-`hash_content=False` such files are reported with content "unknown".
+can tell, read a second time: both versions in plain layers are read alone at the offsets the
+walk noted and compared byte for byte (stopping at the first difference: no digest); otherwise
+each version is hashed, by the process that catalogs its side, walking its layer again for a
+compressed one (`Capture.digest_paths`). A shared layer's files are read from the copy that was
+walked (verified). What was read is reported. With `hash_content=False` such files are
+reported with content "unknown".
 
 Comparing (`compare`) is a pure function of the two analyses. Only the paths that can differ
 are looked at (changed_paths): those one side lacks, and those a layer after the shared prefix
@@ -269,12 +270,13 @@ class ContentCheck:
 
     candidates: int  # regular files with equal size/metadata, written by different layers
     hashed: int  # of those, decided by sha256 of both versions
-    unknown: int  # not hashed (hashing off, or a version that could not be read back)
-    identical: int  # hashed and equal: no change, but NEW ships the bytes again
+    unknown: int  # not read (hashing off, or a version that could not be read back)
+    identical: int  # hashed or compared equal: no change, but NEW ships the bytes again
     identical_bytes: int
-    # (side, layer, files hashed, layer bytes, bytes read: the files alone, or the whole layer
-    # when it had to be walked again)
-    layers_read: tuple[tuple[str, int, int, int, int], ...]
+    # (side, layer, files hashed, files compared, layer bytes, bytes read: the files alone,
+    # or the whole layer when it had to be walked again)
+    layers_read: tuple[tuple[str, int, int, int, int, int], ...]
+    compared: int = 0  # decided byte for byte: both versions in plain layers, read alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -628,26 +630,46 @@ def content_candidates(old: Analysis, new: Analysis, shared: int,
 
 
 def content_check(candidates: Sequence[tuple[str, Node, Node]], digests: dict[int, str],
-                  layers_read: tuple[tuple[str, int, int, int, int], ...]) -> ContentCheck:
-    hashed = identical = identical_bytes = 0
+                  layers_read: tuple[tuple[str, int, int, int, int, int], ...],
+                  verdicts: dict[tuple[int, int], bool] | None = None) -> ContentCheck:
+    hashed = compared = identical = identical_bytes = 0
+    verdicts = verdicts or {}
     for _, a, b in candidates:
-        da, db = digests.get(id(a.inode)), digests.get(id(b.inode))
-        if da is not None and db is not None:
+        same = _content_verdict(a, b, digests, verdicts)
+        if same is None:
+            continue
+        if (id(a.inode), id(b.inode)) in verdicts:
+            compared += 1
+        else:
             hashed += 1
-            if da == db:
-                identical += 1
-                identical_bytes += b.size
-    return ContentCheck(len(candidates), hashed, len(candidates) - hashed, identical,
-                        identical_bytes, layers_read)
+        if same:
+            identical += 1
+            identical_bytes += b.size
+    return ContentCheck(len(candidates), hashed, len(candidates) - hashed - compared,
+                        identical, identical_bytes, layers_read, compared)
+
+
+def _content_verdict(a: Node, b: Node, digests: dict[int, str],
+                     verdicts: dict[tuple[int, int], bool]) -> bool | None:
+    """Whether two versions' bytes are equal, when they were compared or hashed."""
+    same = verdicts.get((id(a.inode), id(b.inode)))
+    if same is not None:
+        return same
+    da, db = digests.get(id(a.inode)), digests.get(id(b.inode))
+    return None if da is None or db is None else da == db
 
 
 def compare_files(old: Analysis, new: Analysis, shared: int,
                   digests: dict[int, str] | None = None,
-                  paths: Iterable[str] | None = None) -> tuple[FileChange, ...]:
+                  paths: Iterable[str] | None = None,
+                  verdicts: dict[tuple[int, int], bool] | None = None
+                  ) -> tuple[FileChange, ...]:
     """Every path added, removed or changed, in `ls` order. `digests` maps id(inode) of
-    either side to the sha256 of its content, for the content candidates that were hashed;
-    `paths` is changed_paths(), if known."""
+    either side to the sha256 of its content, for the content candidates that were hashed,
+    `verdicts` (id(old inode), id(new inode)) to equal bytes, for those compared; `paths` is
+    changed_paths(), if known."""
     digests = digests or {}
+    verdicts = verdicts or {}
     t_old, t_new = _Tree(old), _Tree(new)
     old_index, new_index = t_old.index, t_new.index
     out: list[FileChange] = []
@@ -666,7 +688,8 @@ def compare_files(old: Analysis, new: Analysis, shared: int,
         if _unchanged(path, a, b, t_old, t_new, shared):
             continue  # most paths: decided without building anything
         sa, sb = _state(path, a, t_old, digests), _state(path, b, t_new, digests)
-        changes, content = _differences(a, b, sa, sb, shared)
+        changes, content = _differences(a, b, sa, sb, shared,
+                                        _content_verdict(a, b, digests, verdicts))
         if changes:
             out.append(FileChange(path, "changed", tuple(changes), content,
                                   _carried(path, b, t_new) - _carried(path, a, t_old), sa, sb,
@@ -690,8 +713,8 @@ def _unchanged(path: str, a: Node, b: Node, t_old: _Tree, t_new: _Tree, shared: 
         and (not a.inode.size or _same_origin(a.inode, b.inode, shared)))
 
 
-def _differences(a: Node, b: Node, sa: FileState, sb: FileState, shared: int
-                 ) -> tuple[list[str], str | None]:
+def _differences(a: Node, b: Node, sa: FileState, sb: FileState, shared: int,
+                 same: bool | None) -> tuple[list[str], str | None]:
     if sa.type != sb.type:
         return ["type"], None
     changes: list[str] = []
@@ -703,9 +726,9 @@ def _differences(a: Node, b: Node, sa: FileState, sb: FileState, shared: int
             changes += ["content", "size"]
         elif not sa.size or _same_origin(a.inode, b.inode, shared):
             content = "same"
-        elif sa.digest is not None and sb.digest is not None:
-            content = "same" if sa.digest == sb.digest else "differs"
-            if content == "differs":
+        elif same is not None:  # hashed or compared
+            content = "same" if same else "differs"
+            if not same:
                 changes.append("content")
         else:
             content = "unknown"
@@ -827,13 +850,16 @@ def breakdown(old: Analysis, new: Analysis,
 
 def compare(old: Analysis, new: Analysis, *, sections: Sequence[str] = SECTIONS,
             digests: dict[int, str] | None = None,
-            layers_read: tuple[tuple[str, int, int, int, int], ...] = (),
+            layers_read: tuple[tuple[str, int, int, int, int, int], ...] = (),
             read: ReadCost | None = None,
             candidates: Sequence[tuple[str, Node, Node]] | None = None,
-            paths: set[str] | None = None) -> ImageDiff:
+            paths: set[str] | None = None,
+            verdicts: dict[tuple[int, int], bool] | None = None) -> ImageDiff:
     """The comparison of two analyses (pure). `digests` maps id(inode) to sha256 for the
-    content candidates that were hashed (`layers_read` says how); without them, same-size
-    files written by different layers are reported with content "unknown"."""
+    content candidates that were hashed, `verdicts` maps (id(old inode), id(new inode)) to
+    whether the bytes of those compared are equal (`layers_read` says how both were read);
+    without either, same-size files written by different layers are reported with content
+    "unknown"."""
     shared = shared_prefix([_layer_id(x) for x in old.layers], [_layer_id(x) for x in new.layers])
     packages = unchanged = None
     if "packages" in sections and old.attribution is not None and new.attribution is not None:
@@ -844,12 +870,13 @@ def compare(old: Analysis, new: Analysis, *, sections: Sequence[str] = SECTIONS,
             paths = changed_paths(old, new, shared)
         if candidates is None:
             candidates = content_candidates(old, new, shared, paths)
-        content = content_check(candidates, digests or {}, layers_read)
+        content = content_check(candidates, digests or {}, layers_read, verdicts or {})
     return ImageDiff(
         old=side_of(old), new=side_of(new), sections=tuple(s for s in SECTIONS if s in sections),
         layers=compare_layers(old.layers, new.layers) if "layers" in sections else None,
         config=compare_config(old.config, new.config) if "config" in sections else None,
-        files=compare_files(old, new, shared, digests, paths) if "files" in sections else None,
+        files=(compare_files(old, new, shared, digests, paths, verdicts)
+               if "files" in sections else None),
         packages=packages, unchanged_packages=unchanged or 0,
         findings=compare_findings(old, new) if "findings" in sections else None,
         breakdown=breakdown(old, new, packages),
@@ -903,12 +930,12 @@ def diff(
         if "files" in sections:
             paths = changed_paths(old, new, read.shared_prefix)
             candidates = content_candidates(old, new, read.shared_prefix, paths)
-        digests, layers_read = pair.finish(old, new, candidates if hash_content else [],
-                                           read.shared_prefix, post_analysis)
+        digests, layers_read, verdicts = pair.finish(
+            old, new, candidates if hash_content else [], read.shared_prefix, post_analysis)
         pair.settle()  # last: hashing the walked layers overlapped all of the above
         pair.verify_replayed()  # and the replayed copies, checked against them
         return compare(old, new, sections=sections, digests=digests, layers_read=layers_read,
-                       read=read, candidates=candidates, paths=paths)
+                       read=read, candidates=candidates, paths=paths, verdicts=verdicts)
 
 
 @dataclass
@@ -1155,11 +1182,12 @@ class _Pair:
     def finish(self, old: Analysis, new: Analysis,
                candidates: Sequence[tuple[str, Node, Node]], shared: int,
                post_analysis: PostAnalysis | None
-               ) -> tuple[dict[int, str], tuple[tuple[str, int, int, int, int], ...]]:
-        """Catalog both images and hash the content candidates (pass two). NEW's catalogers
+               ) -> tuple[dict[int, str], tuple[tuple[str, int, int, int, int, int], ...],
+                          dict[tuple[int, int], bool]]:
+        """Catalog both images and read the content candidates (pass two). NEW's catalogers
         run in a forked child while this process catalogs OLD, each then hashing its own
-        side's candidates: the slowest steps after reading, on two cores. Only packages and
-        digests come back."""
+        side's candidates that must be hashed; those in plain layers are compared here, byte
+        for byte. Only packages and digests come back from the child."""
         plan = self._digest_plan(old, new, candidates, shared)
         catalog, advise = bool(self.catalogers), self.advise
 
@@ -1175,6 +1203,8 @@ class _Pair:
         later_new = None
         if helper is not None:
             reads = self._read_digests(plan, OLD)
+        verdicts, compared = _compare_planned(plan)
+        if helper is not None:
             later_new, theirs = helper.result()
             reads.update(theirs)
         assert reads is not None
@@ -1189,7 +1219,8 @@ class _Pair:
                                        "(spool limit reached)"))
             if post_analysis is not None:
                 post_analysis(analysis, OverlayFileView(analysis.fs))
-        return self._apply_digests(plan, reads)
+        digests, layers_read = self._apply_digests(plan, reads, compared)
+        return digests, layers_read, verdicts
 
     # -- pass two: hash the files metadata cannot decide ---------------------------------------
 
@@ -1208,14 +1239,39 @@ class _Pair:
         shared_from = recorder.side if recorder is not None and \
             self._rereadable(recorder.side) else self._cheaper_copy()
         for path, a, b in candidates:
+            versions = []
             for side, node in ((OLD, a), (NEW, b)):
                 inode = node.inode
                 assert inode is not None
                 key = (shared_from if inode.layer < shared else side, inode.layer)
-                inode_names = trees[side].names(path, node)
+                versions.append((key, node, trees[side].names(path, node)))
+            where = [self._located(key, names) for key, _, names in versions]
+            if where[0] is not None and where[1] is not None:
+                # Both read alone from plain layers: compared, not hashed (stops at the
+                # first difference; equal bytes read once each instead of hashed twice).
+                plan.compares.append((id(a.inode), id(b.inode), a.size,
+                                      (versions[0][0], *where[0]), (versions[1][0], *where[1])))
+                continue
+            for key, node, inode_names in versions:
                 plan.paths[key].update(inode_names)
-                plan.inodes[key].append((id(inode), inode_names, inode.size))
+                plan.inodes[key].append((id(node.inode), inode_names, node.size))
         return plan
+
+    def _located(self, key: tuple[str, int], names: list[str]) -> tuple[Blob, int] | None:
+        """(blob, offset in it) of a file the walk of a plain seekable layer noted, if any."""
+        side_name, layer = key
+        if not self._rereadable(side_name):
+            return None
+        side = self.sides[side_name]
+        assert side.container is not None and side.resolved is not None
+        offsets = (side.capture.file_offsets or {}).get(layer)
+        if not offsets:
+            return None
+        blob = side.container.blob(side.resolved.layers[layer].name)
+        if blob.fd is None or _compression(blob) != "none":
+            return None
+        start = next((offsets[name] for name in names if name in offsets), None)
+        return None if start is None else (blob, start)
 
     def _cheaper_copy(self) -> str:
         usable = [n for n in (OLD, NEW) if self._rereadable(n)] or [OLD]
@@ -1257,18 +1313,25 @@ class _Pair:
         return out
 
     @staticmethod
-    def _apply_digests(plan: _DigestPlan, reads: dict[tuple[str, int], tuple[dict, int, int]]
-                       ) -> tuple[dict[int, str], tuple[tuple[str, int, int, int, int], ...]]:
+    def _apply_digests(plan: _DigestPlan, reads: dict[tuple[str, int], tuple[dict, int, int]],
+                       compared: dict[tuple[str, int], list[int]]
+                       ) -> tuple[dict[int, str], tuple[tuple[str, int, int, int, int, int], ...]]:
+        """Digests by id(inode), and per layer read: (side, layer, files hashed, files
+        compared, layer bytes, bytes read)."""
         digests: dict[int, str] = {}
-        layers_read = []
-        for key, (found, size, read) in sorted(reads.items()):
+        rows: dict[tuple[str, int], list[int]] = {}
+        for key, (found, size, read) in reads.items():
             for inode_id, names, _ in plan.inodes[key]:
                 for name in names:
                     if name in found:
                         digests[inode_id] = found[name]
                         break
-            layers_read.append((key[0], key[1], len(found), size, read))
-        return digests, tuple(layers_read)
+            rows[key] = [len(found), 0, size, read]
+        for key, (files, size, read) in compared.items():
+            row = rows.setdefault(key, [0, 0, size, 0])
+            row[1] += files
+            row[3] += read
+        return digests, tuple((key[0], key[1], *row) for key, row in sorted(rows.items()))
 
 
 def _hash_at_offsets(blob: Blob, inodes: list[tuple[int, list[str], int]],
@@ -1301,6 +1364,44 @@ class _DigestPlan:
     paths: dict[tuple[str, int], set[str]] = field(default_factory=lambda: defaultdict(set))
     inodes: dict[tuple[str, int], list[tuple[int, list[str], int]]] = field(
         default_factory=lambda: defaultdict(list))
+    # Candidates compared byte for byte instead: (id(old inode), id(new inode), size,
+    # (key, blob, offset) of the old version, of the new one).
+    compares: list[tuple[int, int, int, tuple, tuple]] = field(default_factory=list)
+
+
+def _compare_planned(plan: _DigestPlan
+                     ) -> tuple[dict[tuple[int, int], bool], dict[tuple[str, int], list[int]]]:
+    """The planned byte-for-byte comparisons: ({(old id, new id): equal}, {(side, layer):
+    [files, layer bytes, bytes read]})."""
+    verdicts: dict[tuple[int, int], bool] = {}
+    reads: dict[tuple[str, int], list[int]] = {}
+    for old_id, new_id, size, (key_a, blob_a, at_a), (key_b, blob_b, at_b) in plan.compares:
+        same, done = _same_file_bytes(blob_a, at_a, blob_b, at_b, size)
+        verdicts[(old_id, new_id)] = same
+        for key, blob in ((key_a, blob_a), (key_b, blob_b)):
+            row = reads.setdefault(key, [0, blob.size, 0])
+            row[0] += 1
+            row[2] += done
+    return verdicts, reads
+
+
+def _same_file_bytes(a: Blob, at_a: int, b: Blob, at_b: int, size: int) -> tuple[bool, int]:
+    """Whether `size` bytes at offset `at_a` of blob `a` equal those at `at_b` of `b`, and
+    how many bytes of each were read to tell (it stops at the first chunk that differs)."""
+    assert a.fd is not None and b.fd is not None
+    mine, theirs = bytearray(COMPARE_CHUNK), bytearray(COMPARE_CHUNK)
+    done = 0
+    while done < size:
+        n = min(COMPARE_CHUNK, size - done)
+        if n < COMPARE_CHUNK:  # the last piece
+            del mine[n:], theirs[n:]
+        if os.preadv(a.fd, [mine], a.offset + at_a + done) != n \
+                or os.preadv(b.fd, [theirs], b.offset + at_b + done) != n:
+            raise CorruptInput(f"layer {a.name} or {b.name} is truncated")
+        done += n
+        if mine != theirs:
+            return False, done
+    return True, done
 
 
 class _InChild:
@@ -1413,19 +1514,10 @@ def _comparable(a: Blob, b: Blob) -> bool:
 
 
 def _same_bytes(a: Blob, b: Blob) -> bool:
-    assert a.fd is not None and b.fd is not None
-    # Two reused buffers (see streams.hash_region for why not a new bytes object per read).
-    mine, theirs = bytearray(COMPARE_CHUNK), bytearray(COMPARE_CHUNK)
-    done = 0
-    while done < a.size:
-        n = min(COMPARE_CHUNK, a.size - done)
-        if n < COMPARE_CHUNK:  # the last piece
-            del mine[n:], theirs[n:]
-        if os.preadv(a.fd, [mine], a.offset + done) != n \
-                or os.preadv(b.fd, [theirs], b.offset + done) != n or mine != theirs:
-            return False  # hashed instead: the digests then say what differs
-        done += n
-    return True
+    try:
+        return _same_file_bytes(a, 0, b, 0, a.size)[0]
+    except CorruptInput:
+        return False  # hashed instead: the digests then say what differs
 
 
 def _same_size(a: Blob, b: Blob) -> bool:

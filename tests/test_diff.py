@@ -209,10 +209,10 @@ def test_file_states_carry_what_changed(result) -> None:
     assert files["/etc/gone"].old_still_shipped is True
     assert files["/usr/bin/oldtool"].old.owner == "deb/oldpkg:amd64@0.9"
     assert files["/usr/bin/newtool"].new.owner == "deb/newpkg:amd64@3.1-1"
-    # same size, different layers: decided by sha256 of both versions
+    # same size, different layers, both plain: decided by their bytes, compared (no digest)
     samesize = files["/etc/samesize"]
-    assert samesize.old.digest == fb.sha256(b"aaaa")
-    assert samesize.new.digest == fb.sha256(b"bbbb")
+    assert (samesize.changes, samesize.content) == (("content",), "differs")
+    assert samesize.old.digest is None and samesize.new.digest is None
 
 
 def test_file_deltas_add_up_to_the_final_filesystem_delta(result) -> None:
@@ -223,20 +223,21 @@ def test_file_deltas_add_up_to_the_final_filesystem_delta(result) -> None:
 def test_content_check_reads_only_the_layers_that_shipped_candidates(result) -> None:
     cc = result.content
     # samesize, rewritten, modeonly, owneronly, caps, libfoo.list, base-files.list, keep? no:
-    # keep is the same inode (a hard link added above it), decided without hashing.
-    assert cc.candidates == cc.hashed == 7
-    assert cc.unknown == 0
+    # keep is the same inode (a hard link added above it), decided without reading it.
+    # Both versions of each are in plain layers: compared byte for byte, none hashed.
+    assert cc.candidates == cc.compared == 7
+    assert cc.unknown == cc.hashed == 0
     # all but /etc/samesize were written again with the same bytes: no change, still shipped
     assert cc.identical == 6
     assert cc.identical_bytes == (len(b"same bytes") + len(b"mode") + len(b"owner")
                                   + len(b"ping") + len(_listing(PKG_FILES["libfoo"][1]))
                                   + len(_listing(PKG_FILES["base-files"][1])))
-    assert [(side, layer) for side, layer, _, _, _ in cc.layers_read] == [("new", 1), ("old", 0)]
+    assert [(side, layer) for side, layer, *_ in cc.layers_read] == [("new", 1), ("old", 0)]
     # Plain seekable layers: the walk noted where each file starts, so the candidates are
     # read alone (both versions have one size each), never their whole layer again.
     candidate_bytes = len(b"aaaa") + cc.identical_bytes
-    for _side, _layer, files_hashed, layer_bytes, bytes_read in cc.layers_read:
-        assert files_hashed == 7
+    for _side, _layer, files_hashed, files_compared, layer_bytes, bytes_read in cc.layers_read:
+        assert (files_hashed, files_compared) == (0, 7)
         assert bytes_read == candidate_bytes < layer_bytes
 
 
@@ -363,8 +364,9 @@ def test_exit_code_and_json_are_deterministic(pair, cli) -> None:
     assert doc["summary"]["counts"]["packages"] == {"added": 1, "removed": 1, "version": 1,
                                                     "files": 0, "unchanged": 1}
     entry = next(e for e in doc["files"]["entries"] if e["path"] == "/etc/samesize")
-    assert entry["old"]["sha256"] == fb.sha256(b"aaaa")
+    assert entry["old"]["sha256"] is None  # compared byte for byte, not hashed
     assert entry["content"] == "differs"
+    assert doc["files"]["content_check"]["compared"] == 7
 
 
 def test_reusing_the_shared_layer_changes_nothing_in_the_result(pair) -> None:
@@ -601,10 +603,15 @@ def test_compressed_copies_of_one_blob_are_verified_by_their_stored_bytes(tmp_pa
     # A compressed layer has no offsets to read a file at: the candidates' layers are walked
     # again, whole, and the digests are the same as the plain pair's.
     assert [row[2:] for row in result.content.layers_read] == [
-        (7, size, size) for size in (new_img.layers[1].uncompressed_size,
-                                     old_img.layers[0].uncompressed_size)]
-    assert [(c.path, c.old.digest, c.new.digest) for c in result.files if c.old and c.new] == [
-        (c.path, c.old.digest, c.new.digest) for c in plain.files if c.old and c.new]
+        (7, 0, size, size) for size in (new_img.layers[1].uncompressed_size,
+                                        old_img.layers[0].uncompressed_size)]
+    assert result.content.hashed == 7 and result.content.compared == 0
+    samesize = next(c for c in result.files if c.path == "/etc/samesize")
+    assert samesize.old.digest == fb.sha256(b"aaaa")
+    assert samesize.new.digest == fb.sha256(b"bbbb")
+    # the plain pair compared the same files byte for byte: the same verdicts
+    assert [(c.path, c.changes, c.content) for c in result.files if c.old and c.new] == [
+        (c.path, c.changes, c.content) for c in plain.files if c.old and c.new]
     # other bytes stored under the shared digest: inflated after all, and refused
     other = fb.zstd_bytes(fb.layer_tar([fb.file("etc/keep", b"tampered\n")]))
     forged = fb.replace(new_img.layers[0].blob, data=other, size=len(other))

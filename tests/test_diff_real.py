@@ -75,12 +75,20 @@ def test_same_image_saved_two_ways_has_no_difference(name: str) -> None:
     assert {layer["status"] for layer in doc["layers"]} == {"shared"}
     counts = doc["summary"]["counts"]
     assert counts["packages"]["unchanged"] > 50
-    # every layer is shared: walked once (the plain docker-archive copy), the zstd copy only
-    # hashed
+    # every layer is shared: walked once (the plain docker-archive copy); by default the zstd
+    # copy is known by its diff_id and not read
     assert doc["read"]["replayed_layers"] == doc["old"]["layers"] == doc["new"]["layers"]
     assert doc["read"]["walked"] == "old"
+    assert doc["read"]["replayed_copies"] == "by-diff-id"
+    assert doc["read"]["replayed_hashed_bytes"] == 0
     assert doc["summary"]["breakdown"]["total"] == 0
     assert doc["summary"]["breakdown"]["pull_bytes"] == 0
+    # --verify-copies inflates and hashes every zstd copy too: the same image, proven
+    checked = diff_json(image["docker"], image["zstd"], "--exit-code", "--verify-copies")
+    assert checked["read"]["replayed_copies"] == "read" and checked["read"]["replayed_verified"]
+    assert checked["read"]["replayed_hashed_bytes"] == sum(
+        layer["new"]["compressed_bytes"] for layer in checked["layers"]) > 0
+    assert checked["differs"] is False and checked["files"] == doc["files"]
 
 
 @pytest.fixture(scope="module")

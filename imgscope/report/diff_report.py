@@ -183,11 +183,12 @@ def diff_document(d: ImageDiff) -> dict[str, Any]:
             ],
             "content_check": None if content is None else {
                 "candidates": content.candidates, "hashed": content.hashed,
+                "compared": content.compared,
                 "unknown": content.unknown, "identical": content.identical,
                 "identical_bytes": content.identical_bytes,
                 "layers_read": [{"side": s, "layer": layer, "files_hashed": n,
-                                 "layer_bytes": size, "bytes_read": read}
-                                for s, layer, n, size, read in content.layers_read],
+                                 "files_compared": m, "layer_bytes": size, "bytes_read": read}
+                                for s, layer, n, m, size, read in content.layers_read],
             },
         }
     if d.packages is not None:
@@ -403,8 +404,10 @@ def _files_lines(d: ImageDiff) -> list[str]:
     if d.content is not None and d.content.candidates:
         cc = d.content
         out.append(f"  content: {cc.candidates} files had the same size and metadata but were "
-                   f"written by different layers; {cc.hashed} compared by sha256"
-                   + (f", {cc.unknown} not hashed (\"rewritten\")" if cc.unknown else ""))
+                   f"written by different layers; "
+                   + ", ".join([f"{cc.compared} compared byte for byte"] * bool(cc.compared)
+                               + [f"{cc.hashed} compared by sha256"] * bool(cc.hashed)
+                               + [f"{cc.unknown} not read (\"rewritten\")"] * bool(cc.unknown)))
         if cc.identical:
             out.append(f"  {cc.identical} files were written again with identical content: no "
                        f"change, but {human(cc.identical_bytes)} shipped again")
