@@ -31,8 +31,10 @@ can tell, read a second time: both versions in plain layers are read alone at th
 walk noted and compared byte for byte (stopping at the first difference: no digest); otherwise
 each version is hashed, by the process that catalogs its side, walking its layer again for a
 compressed one (`Capture.digest_paths`). A shared layer's files are read from the copy that was
-walked (verified). What was read is reported. With `hash_content=False` such files are
-reported with content "unknown".
+walked (verified); in a compressed one, the files the later layers may rewrite with the same
+size are foreseen from those layers' headers and hashed as the first walk passes them, so the
+shared layer is not inflated again (_Pair._predict_candidates). What was read is reported.
+With `hash_content=False` such files are reported with content "unknown".
 
 Comparing (`compare`) is a pure function of the two analyses. Only the paths that can differ
 are looked at (changed_paths): those one side lacks, and those a layer after the shared prefix
@@ -924,7 +926,8 @@ def diff(
         pair.open(NEW, new_source, new_image, new_platform, stdin)
         if not {"layers", "files", "packages", "findings"} & set(sections):
             return pair.config_only(sections)
-        old, new, read = pair.analyze(reuse_shared, progress)
+        old, new, read = pair.analyze(reuse_shared, progress,
+                                      predict="files" in sections and hash_content)
         candidates = []
         paths = None
         if "files" in sections:
@@ -1021,9 +1024,11 @@ class _Pair:
 
     # -- pass one: both analyses, the shared prefix walked once -------------------------------
 
-    def analyze(self, reuse: bool, progress: Progress | None
+    def analyze(self, reuse: bool, progress: Progress | None, predict: bool = False
                 ) -> tuple[Analysis, Analysis, ReadCost]:
-        """Both overlays (not cataloged yet: see finish)."""
+        """Both overlays (not cataloged yet: see finish). With `predict`, the files of the
+        shared layers that may need a content check are hashed as the walk passes them
+        (_predict_candidates)."""
         old, new = self.sides[OLD], self.sides[NEW]
         assert old.resolved is not None and new.resolved is not None
         common = shared_prefix(old.resolved.config.diff_ids, new.resolved.config.diff_ids)
@@ -1042,6 +1047,8 @@ class _Pair:
                       self.checks[first.name].hashers)
         if shared:
             self.prepare()  # else once the first side's own hashing has started
+            if predict:
+                self._predict_candidates(recorder, shared)
         second_names: list[str] = []
         jobs: list[tuple[Blob, bool]] = []
         trusted: set[str] = set()
@@ -1094,6 +1101,39 @@ class _Pair:
                         self.verify and not trusted, sum(blob.size for blob, _, _ in jobs),
                         "unverified" if not self.verify else "by-diff-id" if trusted else "read")
         return analyses[OLD], analyses[NEW], read
+
+    def _predict_candidates(self, recorder: _Recorder, shared: int) -> None:
+        """A compressed shared layer cannot be read back cheaply: a same-size file the later
+        layers rewrite would cost inflating the whole layer again for its content check.
+        Its candidates are foreseeable, though: the regular files (path, size) of the layers
+        after the shared prefix, read from their headers first (cheap next to the shared
+        layers: else nothing is predicted). The walk of the shared layers then hashes those
+        paths as they pass (LayerReader.digest_also)."""
+        compressed = [layer for layer in recorder.layers.values()
+                      if _compression(layer.reader.blob) != "none"]
+        if not compressed:
+            return  # plain: read back at the offsets the walk notes
+        budget = sum(layer.reader.blob.size for layer in compressed)
+        unique = []
+        for side in self.sides.values():
+            assert side.container is not None and side.resolved is not None
+            for index, ref in enumerate(side.resolved.layers[shared:], start=shared):
+                blob = side.container.blob(ref.name)
+                unique.append((blob, index))
+                if _compression(blob) != "none":
+                    budget -= blob.size
+        if budget <= 0:
+            return  # the later layers are the bulk: reading them twice costs more
+        wanted: set[tuple[str, int]] = set()
+        try:
+            for blob, index in unique:
+                for entry in LayerReader(blob, index, None, verify=False).entries():
+                    if entry.type is EntryType.FILE:
+                        wanted.add((entry.path, entry.size))
+        except ImgscopeError:
+            return  # the walk itself reports it, in its place
+        for layer in compressed:
+            layer.reader.digest_also = wanted
 
     def verify_replayed(self) -> None:
         """Check the second side's copies of the shared layers against their diff_ids and
@@ -1298,6 +1338,10 @@ class _Pair:
             if not self._rereadable(side_name):
                 continue  # read from a stream: the bytes cannot be read again
             ref = side.resolved.layers[layer]
+            predicted = self._predicted(side_name, ref.name, plan.inodes[(side_name, layer)])
+            if predicted is not None:
+                out[(side_name, layer)] = predicted
+                continue
             blob = side.container.blob(ref.name)
             offsets = (side.capture.file_offsets or {}).get(layer, {})
             found = _hash_at_offsets(blob, plan.inodes[(side_name, layer)], offsets)
@@ -1311,6 +1355,24 @@ class _Pair:
             size = reader.result.uncompressed_size
             out[(side_name, layer)] = (reader.result.digests, size, size)
         return out
+
+    def _predicted(self, side_name: str, name: str, inodes: list[tuple[int, list[str], int]]
+                   ) -> tuple[dict[str, str], int, int] | None:
+        """({path: digest}, layer bytes, 0) when the walk of a shared layer hashed every
+        planned file already (_predict_candidates): nothing is read again."""
+        recorder = self._recorder
+        if recorder is None or recorder.side != side_name or name not in recorder.layers:
+            return None
+        reader = recorder.layers[name].reader
+        walked = reader.result.digests
+        found: dict[str, str] = {}
+        for _, names, _ in inodes:
+            hit = next((n for n in names if n in walked), None)
+            if hit is None:
+                return None
+            for n in names:
+                found[n] = walked[hit]
+        return found, reader.result.uncompressed_size, 0
 
     @staticmethod
     def _apply_digests(plan: _DigestPlan, reads: dict[tuple[str, int], tuple[dict, int, int]],

@@ -638,3 +638,30 @@ def test_only_the_paths_later_layers_wrote_are_compared(pair) -> None:
     assert all(old.fs.index()[p].layer == 0 and new.fs.index()[p].layer == 0
                for p in everything - dirty)
     assert compare_files(old, new, 1, paths=everything) == compare_files(old, new, 1)
+
+
+def test_a_compressed_shared_layer_hashes_the_foreseeable_candidates_as_it_passes(
+        tmp_path: Path) -> None:
+    """Both images zstd: a same-size file NEW's own layer rewrites is foreseen from that
+    layer's headers, and hashed while the shared layer is walked, instead of inflating the
+    shared layer again for it."""
+    bulk = bytes((i * 7919 + (i >> 8)) % 251 for i in range(300_000))  # poorly compressible
+    base = fb.LayerSpec([fb.file("opt/bulk.bin", bulk), fb.file("etc/state", b"old-state\n"),
+                         fb.file("etc/other", b"stays\n")])
+    top = fb.LayerSpec([fb.file("etc/state", b"new-state\n"), fb.file("etc/added", b"x\n")])
+    old_img = fb.build_image(fb.with_compression(fb.ImageSpec([base], tags=("p/old:1",)), "zstd"))
+    new_img = fb.build_image(fb.with_compression(fb.ImageSpec([base, top], tags=("p/new:1",)),
+                                                 "zstd"))
+    old_path = fb.write_tar(tmp_path / "old.tar", fb.oci_layout([old_img]))
+    new_path = fb.write_tar(tmp_path / "new.tar", fb.oci_layout([new_img]))
+    result = diff(old_path, new_path)
+    cc = result.content
+    assert cc.candidates == cc.hashed == 1
+    rows = {(side, layer): row for side, layer, *row in cc.layers_read}
+    # the shared layer was not read again: its file was hashed during the walk
+    assert rows[("old", 0)] == [1, 0, old_img.layers[0].uncompressed_size, 0]
+    assert rows[("new", 1)][0] == 1
+    state = next(c for c in result.files if c.path == "/etc/state")
+    assert (state.changes, state.content) == (("content",), "differs")
+    assert state.old.digest == fb.sha256(b"old-state\n")
+    assert state.new.digest == fb.sha256(b"new-state\n")

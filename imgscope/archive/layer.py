@@ -158,6 +158,17 @@ def _raw_name(path: str) -> bytes | None:
     return None
 
 
+def _hash_data(walker: TarWalker, size: int) -> str:
+    """sha256 of the current member's `size` bytes of data, read from the walker."""
+    digest = hashlib.sha256()  # releases the GIL for large updates
+    left = size
+    while left:
+        chunk = walker.read_data(min(left, 1 << 20))
+        digest.update(chunk)
+        left -= len(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
 class LayerReader:
     """Iterate one layer's entries; `result` is complete once `entries()` is exhausted."""
 
@@ -167,6 +178,9 @@ class LayerReader:
         self.capture = capture
         self.verify = verify
         self.result = LayerRead(compressed_size=blob.size)
+        # Opt-in (`imgscope diff`): (path, size) of regular files to hash while they stream
+        # past in this walk, results in result.digests (see _walk).
+        self.digest_also: Set[tuple[str, int]] | None = None
         self._pending_digest = None
         # After entries(): the digest of a seekable layer still being hashed elsewhere;
         # `settle()` waits for it. `result.diff_id` is None until then.
@@ -313,6 +327,7 @@ class LayerReader:
                     and self.result.compression == "none":
                 offsets = capture.file_offsets.setdefault(index, {})
         file_type = EntryType.FILE
+        digest_also, digests = self.digest_also, self.result.digests
         count = 0
         for member in walker:
             count += 1
@@ -323,6 +338,8 @@ class LayerReader:
                 continue
             if offsets is not None:
                 _note_offset(offsets, entry, member)
+            if digest_also is not None:
+                digests.pop(entry.path, None)  # the last entry of a path wins
             if capture is not None and entry.type is file_type:
                 stored = member.stored_size
                 if wanted is not None and stored <= max_bytes and wanted(entry.path):
@@ -332,6 +349,13 @@ class LayerReader:
                         entry = self._keep_by_reference(entry, member, walker, capture, False)
                 elif executables and stored and member.typeflag != b"S" and _maybe_elf(entry):
                     entry = self._keep_by_reference(entry, member, walker, capture, True)
+            if digest_also is not None and entry.type is file_type \
+                    and (entry.path, entry.size) in digest_also and member.typeflag != b"S" \
+                    and member.stored_size == member.size:
+                if entry.content is not None:
+                    digests[entry.path] = "sha256:" + hashlib.sha256(entry.content).hexdigest()
+                elif walker.data_left == member.stored_size:  # not read by the capture
+                    digests[entry.path] = _hash_data(walker, member.stored_size)
             yield entry
         self.result.end = walker.end
         if walker.end == "eof":
@@ -359,13 +383,7 @@ class LayerReader:
                 digests.pop(path, None)
                 if entry.type is EntryType.FILE and member.typeflag != b"S" \
                         and member.stored_size == member.size:
-                    digest = hashlib.sha256()  # releases the GIL for large updates
-                    left = member.stored_size
-                    while left:
-                        chunk = walker.read_data(min(left, 1 << 20))
-                        digest.update(chunk)
-                        left -= len(chunk)
-                    digests[path] = "sha256:" + digest.hexdigest()
+                    digests[path] = _hash_data(walker, member.stored_size)
                 elif entry.type is EntryType.HARDLINK and entry.link_target in digests:
                     digests[path] = digests[entry.link_target]
             yield entry

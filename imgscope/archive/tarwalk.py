@@ -131,6 +131,11 @@ class TarWalker:
             raise CorruptInput(f"truncated tar: {what} at offset {self.position - len(data)}")
         return data
 
+    @property
+    def data_left(self) -> int:
+        """Bytes of the current member's data not read yet."""
+        return self._data_left
+
     def read_data(self, limit: int) -> bytes:
         """Read up to `limit` bytes of the current member's data (the rest is skipped later)."""
         n = min(limit, self._data_left)
