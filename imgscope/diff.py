@@ -1046,9 +1046,11 @@ class _Pair:
         start_hashing([layer.reader for layer in recorder.layers.values()],
                       self.checks[first.name].hashers)
         if shared:
+            # Reading the later layers' headers (a child) overlaps importing the catalogers.
+            foreseen = self._foresee(recorder, shared) if predict else None
             self.prepare()  # else once the first side's own hashing has started
-            if predict:
-                self._predict_candidates(recorder, shared)
+            if foreseen is not None:
+                self._predict_candidates(recorder, foreseen)
         second_names: list[str] = []
         jobs: list[tuple[Blob, bool]] = []
         trusted: set[str] = set()
@@ -1093,6 +1095,10 @@ class _Pair:
         self._hashers.append(verifier)
         pending = {name: _PendingRead(verifier, i) for i, name in enumerate(second_names)}
         replayer = _Replayer(second, first, recorder, shared, pending, trusted)
+        if predict:
+            # The other image's files are known now: the second one's compressed layers hash
+            # the same-size rewrites of them as they pass (its plain ones note offsets).
+            second.capture.digest_also = _FileOf(analyses[first.name].fs.index())
         analyses[second.name] = self._analyze_side(second, replayer, progress,
                                                    start=starts[0] if starts else None)
         self._replayed = (second, replayer, analyses[second.name])
@@ -1102,17 +1108,17 @@ class _Pair:
                         "unverified" if not self.verify else "by-diff-id" if trusted else "read")
         return analyses[OLD], analyses[NEW], read
 
-    def _predict_candidates(self, recorder: _Recorder, shared: int) -> None:
+    def _foresee(self, recorder: _Recorder, shared: int) -> _InChild | None:
         """A compressed shared layer cannot be read back cheaply: a same-size file the later
         layers rewrite would cost inflating the whole layer again for its content check.
         Its candidates are foreseeable, though: the regular files (path, size) of the layers
-        after the shared prefix, read from their headers first (cheap next to the shared
-        layers: else nothing is predicted). The walk of the shared layers then hashes those
-        paths as they pass (LayerReader.digest_also)."""
+        after the shared prefix, read from their headers (in a child, started here; None
+        when nothing is to be foreseen, or when those layers are the bulk: reading them twice
+        would cost more than it saves)."""
         compressed = [layer for layer in recorder.layers.values()
                       if _compression(layer.reader.blob) != "none"]
         if not compressed:
-            return  # plain: read back at the offsets the walk notes
+            return None  # plain: read back at the offsets the walk notes
         budget = sum(layer.reader.blob.size for layer in compressed)
         unique = []
         for side in self.sides.values():
@@ -1123,17 +1129,29 @@ class _Pair:
                 if _compression(blob) != "none":
                     budget -= blob.size
         if budget <= 0:
-            return  # the later layers are the bulk: reading them twice costs more
-        wanted: set[tuple[str, int]] = set()
-        try:
+            return None
+
+        def headers() -> set[tuple[str, int]]:
+            wanted: set[tuple[str, int]] = set()
             for blob, index in unique:
                 for entry in LayerReader(blob, index, None, verify=False).entries():
                     if entry.type is EntryType.FILE:
                         wanted.add((entry.path, entry.size))
+            return wanted
+
+        return _InChild(headers)
+
+    @staticmethod
+    def _predict_candidates(recorder: _Recorder, foreseen: _InChild) -> None:
+        """The walk of each compressed shared layer hashes the foreseen files as they pass
+        (LayerReader.digest_also; the digests in the capture's walked_digests)."""
+        try:
+            wanted = foreseen.result()
         except ImgscopeError:
             return  # the walk itself reports it, in its place
-        for layer in compressed:
-            layer.reader.digest_also = wanted
+        for layer in recorder.layers.values():
+            if _compression(layer.reader.blob) != "none":
+                layer.reader.digest_also = wanted
 
     def verify_replayed(self) -> None:
         """Check the second side's copies of the shared layers against their diff_ids and
@@ -1338,7 +1356,7 @@ class _Pair:
             if not self._rereadable(side_name):
                 continue  # read from a stream: the bytes cannot be read again
             ref = side.resolved.layers[layer]
-            predicted = self._predicted(side_name, ref.name, plan.inodes[(side_name, layer)])
+            predicted = self._predicted(side_name, layer, plan.inodes[(side_name, layer)])
             if predicted is not None:
                 out[(side_name, layer)] = predicted
                 continue
@@ -1356,15 +1374,14 @@ class _Pair:
             out[(side_name, layer)] = (reader.result.digests, size, size)
         return out
 
-    def _predicted(self, side_name: str, name: str, inodes: list[tuple[int, list[str], int]]
+    def _predicted(self, side_name: str, layer: int, inodes: list[tuple[int, list[str], int]]
                    ) -> tuple[dict[str, str], int, int] | None:
-        """({path: digest}, layer bytes, 0) when the walk of a shared layer hashed every
-        planned file already (_predict_candidates): nothing is read again."""
-        recorder = self._recorder
-        if recorder is None or recorder.side != side_name or name not in recorder.layers:
+        """({path: digest}, layer bytes, 0) when the walk of that layer hashed every planned
+        file already (Capture.digest_also): nothing is read again."""
+        side = self.sides[side_name]
+        walked = side.capture.walked_digests.get(layer)
+        if walked is None:
             return None
-        reader = recorder.layers[name].reader
-        walked = reader.result.digests
         found: dict[str, str] = {}
         for _, names, _ in inodes:
             hit = next((n for n in names if n in walked), None)
@@ -1372,7 +1389,9 @@ class _Pair:
                 return None
             for n in names:
                 found[n] = walked[hit]
-        return found, reader.result.uncompressed_size, 0
+        assert side.resolved is not None
+        analysis = self._analyses[side_name]
+        return found, analysis.layers[layer].uncompressed_size, 0
 
     @staticmethod
     def _apply_digests(plan: _DigestPlan, reads: dict[tuple[str, int], tuple[dict, int, int]],
@@ -1394,6 +1413,19 @@ class _Pair:
             row[1] += files
             row[3] += read
         return digests, tuple((key[0], key[1], *row) for key, row in sorted(rows.items()))
+
+
+class _FileOf:
+    """(path, size) in it when the other image's final filesystem has a regular file of
+    that size at that path: a same-size rewrite, whose content only its bytes can tell."""
+
+    def __init__(self, index: dict[str, Node]) -> None:
+        self.index = index
+
+    def __contains__(self, item: object) -> bool:
+        path, size = item  # type: ignore[misc]
+        node = self.index.get(path)
+        return node is not None and node.type is EntryType.FILE and node.size == size
 
 
 def _hash_at_offsets(blob: Blob, inodes: list[tuple[int, list[str], int]],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
-from collections.abc import Iterator, Set
+from collections.abc import Container, Iterator, Set
 from dataclasses import dataclass, field
 
 from imgscope.archive.streams import (
@@ -68,6 +68,11 @@ class Capture:
     # every regular file's bytes start in the blob (path -> offset), so that a file's content
     # can be hashed later by reading it alone instead of walking its layer again.
     file_offsets: dict[int, dict[str, int]] | None = None
+    # Opt-in (`imgscope diff`): (path, size) of regular files to hash while a compressed layer
+    # streams past (a plain layer is read back at its offsets instead); the digests land in
+    # `walked_digests`, by layer index. A LayerReader's own `digest_also` overrides it.
+    digest_also: Container[tuple[str, int]] | None = None
+    walked_digests: dict[int, dict[str, str]] = field(default_factory=dict)
 
     def wants(self, path: str, size: int) -> bool:
         return (
@@ -178,9 +183,8 @@ class LayerReader:
         self.capture = capture
         self.verify = verify
         self.result = LayerRead(compressed_size=blob.size)
-        # Opt-in (`imgscope diff`): (path, size) of regular files to hash while they stream
-        # past in this walk, results in result.digests (see _walk).
-        self.digest_also: Set[tuple[str, int]] | None = None
+        # Opt-in (`imgscope diff`, see Capture.digest_also): for this layer alone.
+        self.digest_also: Container[tuple[str, int]] | None = None
         self._pending_digest = None
         # After entries(): the digest of a seekable layer still being hashed elsewhere;
         # `settle()` waits for it. `result.diff_id` is None until then.
@@ -327,7 +331,12 @@ class LayerReader:
                     and self.result.compression == "none":
                 offsets = capture.file_offsets.setdefault(index, {})
         file_type = EntryType.FILE
-        digest_also, digests = self.digest_also, self.result.digests
+        digests = self.result.digests
+        digest_also = self.digest_also
+        if digest_also is None and capture is not None:
+            digest_also = capture.digest_also
+        if digest_also is not None and self.result.compression == "none":
+            digest_also = None  # read back at its offsets instead, if it comes to that
         count = 0
         for member in walker:
             count += 1
@@ -357,6 +366,8 @@ class LayerReader:
                 elif walker.data_left == member.stored_size:  # not read by the capture
                     digests[entry.path] = _hash_data(walker, member.stored_size)
             yield entry
+        if digest_also is not None and capture is not None:
+            capture.walked_digests[index] = digests
         self.result.end = walker.end
         if walker.end == "eof":
             findings.append(
