@@ -1389,9 +1389,7 @@ class _Pair:
                 return None
             for n in names:
                 found[n] = walked[hit]
-        assert side.resolved is not None
-        analysis = self._analyses[side_name]
-        return found, analysis.layers[layer].uncompressed_size, 0
+        return found, self._analyses[side_name].layers[layer].uncompressed_size, 0
 
     @staticmethod
     def _apply_digests(plan: _DigestPlan, reads: dict[tuple[str, int], tuple[dict, int, int]],

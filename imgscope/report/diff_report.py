@@ -403,11 +403,13 @@ def _files_lines(d: ImageDiff) -> list[str]:
                         disable_numparse=True))
     if d.content is not None and d.content.candidates:
         cc = d.content
-        out.append(f"  content: {cc.candidates} files had the same size and metadata but were "
-                   f"written by different layers; "
-                   + ", ".join([f"{cc.compared} compared byte for byte"] * bool(cc.compared)
-                               + [f"{cc.hashed} compared by sha256"] * bool(cc.hashed)
-                               + [f"{cc.unknown} not read (\"rewritten\")"] * bool(cc.unknown)))
+        files, were = ("file", "was") if cc.candidates == 1 else ("files", "were")
+        how = [f"{count} {what}" for count, what in ((cc.compared, "compared byte for byte"),
+                                                     (cc.hashed, "compared by sha256"),
+                                                     (cc.unknown, 'not read ("rewritten")'))
+               if count]
+        out.append(f"  content: {cc.candidates} {files} had the same size and metadata but {were} "
+                   f"written by different layers; {', '.join(how)}")
         if cc.identical:
             out.append(f"  {cc.identical} files were written again with identical content: no "
                        f"change, but {human(cc.identical_bytes)} shipped again")
