@@ -289,13 +289,15 @@ class ReadCost:
     walked: str | None  # which side's copy of the shared layers was walked ("old"/"new")
     replayed_layers: int  # shared layers replayed into the other side, not walked again
     replayed_bytes: int  # their uncompressed bytes
-    verified_only: bool  # the replayed copies were read and checked (--verify-copies); False:
-    # known by their diff_id (which the verified config names) and checked by size, or trusted
-    # (--no-verify)
     verify_bytes: int = 0  # stored bytes of those copies read to verify them (compared with
     # the walked copy or hashed; 0 for a second look at one archive member)
     copies: str = "read"  # how the replayed copies were checked: "read" (hashed or compared),
     # "by-diff-id" (not read: same diff_id and stored size), "unverified" (--no-verify)
+
+    @property
+    def verified_only(self) -> bool:
+        """The replayed copies were read and checked (verified by hash only, not walked)."""
+        return self.copies == "read"
 
 
 @dataclass(frozen=True)
@@ -955,7 +957,7 @@ class _Pair:
     """Both images open at once, each with its own capture and spool."""
 
     def __init__(self, verify: bool, catalog: bool, advise: bool,
-                 verify_copies: bool = True) -> None:
+                 verify_copies: bool = False) -> None:
         self.verify = verify
         self.verify_copies = verify_copies
         self.catalog = catalog
@@ -1104,7 +1106,7 @@ class _Pair:
         self._replayed = (second, replayer, analyses[second.name])
         replayed = [analyses[first.name].layers[i].uncompressed_size for i in range(shared)]
         read = ReadCost(common, first.name if shared else None, shared, sum(replayed),
-                        self.verify and not trusted, sum(blob.size for blob, _, _ in jobs),
+                        sum(blob.size for blob, _, _ in jobs),
                         "unverified" if not self.verify else "by-diff-id" if trusted else "read")
         return analyses[OLD], analyses[NEW], read
 
@@ -1168,8 +1170,6 @@ class _Pair:
                 continue
             own = layer.verify()
             claimed = config.diff_ids[index] if index < len(config.diff_ids) else None
-            if layer.trusted and own.compression == "none":
-                own.blob_digest = claimed  # a plain blob is its tar stream: the same digest
             try:
                 _check_layer(index, ref.name, ref.digest, claimed, own)
             except ImgscopeError as exc:
@@ -1256,16 +1256,13 @@ class _Pair:
             return later, self._read_digests(plan, NEW)
 
         helper = _InChild(in_child) if catalog else None
-        reads = self._read_digests(plan) if helper is None else None
         later_old = _later_stages(old, self.catalogers, advise) if catalog else None
-        later_new = None
-        if helper is not None:
-            reads = self._read_digests(plan, OLD)
+        reads = self._read_digests(plan, OLD if helper is not None else None)
         verdicts, compared = _compare_planned(plan)
+        later_new = None
         if helper is not None:
             later_new, theirs = helper.result()
             reads.update(theirs)
-        assert reads is not None
         for analysis, later in ((old, later_old), (new, later_new)):
             side = self.sides[OLD if analysis is old else NEW]
             if later is not None:
@@ -1579,13 +1576,12 @@ def _later_stages(analysis: Analysis, catalogers: Sequence[Cataloger], advise: b
     added = [Warning_("catalog", w) for w in (*warnings, *result.warnings)]
     analysis.attribution = result
     if advise:
-        from imgscope.analyze.recommend import scan_build_tools
+        from imgscope.analyze.recommend import apply_findings
 
-        try:
-            analysis.extras.findings = list(
-                scan_build_tools(analysis, OverlayFileView(analysis.fs)).findings)
-        except Exception as exc:  # as apply_advice: a failure is a warning, not an exception
-            added.append(Warning_("advice", f"advice failed: {type(exc).__name__}: {exc}"))
+        before = len(analysis.warnings)
+        apply_findings(analysis, OverlayFileView(analysis.fs))
+        added += analysis.warnings[before:]
+        del analysis.warnings[before:]  # handed back with the others, added once by apply
     return _Later(result, added, list(analysis.extras.findings))
 
 
@@ -1756,10 +1752,14 @@ class _ReplayedLayer:
 
     def verify(self) -> LayerRead:
         """This copy's own digests (hash-only, from the verifier child); for a copy not
-        read, only what its stored form says (nothing measured: digests None)."""
+        read, only what its stored form says (diff_id None: nothing measured)."""
         first = self.source.reader.result
         if self.trusted:
-            return LayerRead(_compression(self.blob), self.blob.size, first.uncompressed_size)
+            compression = _compression(self.blob)
+            # A plain blob is its tar stream: its digest is the diff_id the first side's copy
+            # was checked against (the same at this position).
+            return LayerRead(compression, self.blob.size, first.uncompressed_size,
+                             blob_digest=first.diff_id if compression == "none" else None)
         if self.pending is None:  # the very bytes the first side read (same file region)
             return replace(first, findings=[], digests={})
         own = self.pending.result()

@@ -17,6 +17,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from imgscope.analyze.buildtools import (
     CONTENT_PATTERNS as BUILDTOOL_PATTERNS,
@@ -63,6 +64,8 @@ def _content_patterns() -> tuple[str, ...]:
         closure = ()
     return (*BUILDTOOL_PATTERNS, *closure)
 
+
+_T = TypeVar("_T")
 
 # Files whose bytes advise() reads: pass them to analyze(content_patterns=...) when running
 # it through post_analysis_hook (analyze(advise=True) adds them itself).
@@ -190,16 +193,31 @@ def post_analysis_hook(runtime_base: str | None = None) -> Callable:
 def apply_advice(analysis, view, *, runtime_base: str | None = None) -> Advice | None:
     """advise() into analysis.extras (findings, recommendations, advice); a failure is a
     warning, never an exception: the rest of the report still stands."""
-    try:
-        advice = advise(analysis, view, runtime_base=runtime_base)
-    except Exception as exc:  # analysis bugs become warnings, as cataloger failures do
-        analysis.warnings.append(Warning_("advice", f"advice failed: {type(exc).__name__}: "
-                                                    f"{exc}"))
+    advice = _warned(analysis, lambda: advise(analysis, view, runtime_base=runtime_base))
+    if advice is None:
         return None
     analysis.extras.findings = list(advice.findings)
     analysis.extras.recommendations = list(advice.recommendations)
     analysis.extras.advice = advice
     return advice
+
+
+def apply_findings(analysis, view) -> None:
+    """apply_advice without the recommendations: scan_build_tools()'s findings into
+    analysis.extras.findings (what `imgscope diff` compares), a failure a warning."""
+    result = _warned(analysis, lambda: scan_build_tools(analysis, view))
+    if result is not None:
+        analysis.extras.findings = list(result.findings)
+
+
+def _warned(analysis, run: Callable[[], _T]) -> _T | None:
+    """run(), or None with an "advice" warning on the analysis when it raises."""
+    try:
+        return run()
+    except Exception as exc:  # analysis bugs become warnings, as cataloger failures do
+        analysis.warnings.append(Warning_("advice", f"advice failed: {type(exc).__name__}: "
+                                                    f"{exc}"))
+        return None
 
 
 def recommend(analysis, result: BuildToolScan, *, runtime_base: str | None = None) -> Advice:
