@@ -29,28 +29,31 @@ MAX_SYMLINK_HOPS = 40  # Linux's limit for one path resolution
 class Inode:
     """File content shared by hard links."""
 
-    __slots__ = ("size", "stored_size", "layer", "links", "content", "data_ref")
+    __slots__ = ("size", "stored_size", "layer", "links", "content", "data_ref", "owner")
 
     def __init__(self, size: int, stored_size: int, layer: int, content: bytes | None,
-                 data_ref: tuple[int, int] | None = None) -> None:
+                 data_ref: tuple[int, int] | None = None, owner: object = None) -> None:
         self.size = size
         self.stored_size = stored_size
         self.layer = layer  # the layer that shipped these bytes
         self.links = 0  # visible names
         self.content = content
         self.data_ref = data_ref  # (fd, offset) of the bytes, for kept executables
+        self.owner = owner  # the overlay that may change it (see Overlay.snapshot)
 
 
 class Node:
     __slots__ = (
         "type", "mode", "uid", "gid", "mtime", "link_target", "layer", "inode",
-        "children", "devmajor", "devminor", "xattrs", "implicit",
+        "children", "devmajor", "devminor", "xattrs", "implicit", "owner",
     )
 
-    def __init__(self, entry: LayerEntry | None, layer: int, etype: EntryType) -> None:
+    def __init__(self, entry: LayerEntry | None, layer: int, etype: EntryType,
+                 owner: object = None) -> None:
         self.type = etype
         self.layer = layer
         self.inode: Inode | None = None
+        self.owner = owner  # the overlay that may change it (see Overlay.snapshot)
         self.children: dict[str, Node] | None = {} if etype is EntryType.DIR else None
         if entry is None:  # a directory no tar member named: created as a runtime would
             self.mode, self.uid, self.gid, self.mtime = 0o755, 0, 0, 0
@@ -135,7 +138,10 @@ class Overlay:
     """The merged filesystem, built one layer at a time."""
 
     def __init__(self, keep_dive_tally: bool = True) -> None:
-        self.root = Node(None, 0, EntryType.DIR)
+        # Nodes and inodes carrying this token are this overlay's own, changed in place;
+        # any other was shared by a snapshot and is copied before it changes (_own).
+        self._token = object()
+        self.root = Node(None, 0, EntryType.DIR, self._token)
         self.root.implicit = False
         self.stats: list[LayerStats] = []
         self.wasted: list[WastedFile] = []
@@ -147,13 +153,17 @@ class Overlay:
         # entries skip the walk from the root. Dropped whenever the tree loses or changes a node.
         self._parent_cache: tuple[str, Node] | None = None
         self._index: dict[str, Node] | None = None
+        # id(shared inode) -> (that inode, this overlay's copy of it)
+        self._inode_copies: dict[int, tuple[Inode, Inode]] = {}
 
     def snapshot(self) -> Overlay:
         """An independent copy of the current state: applying layers to it or to this one
-        leaves the other as it was. The tree is copied node by node (hard links keep one
-        shared Inode in the copy); file bytes and frozen records are shared, not copied.
-        `imgscope diff` starts the second image from the first's state after the layers
-        both share: copying is ~5x cheaper than replaying those layers' entries."""
+        leaves the other as it was. Copy-on-write: both start from the same nodes, and
+        whichever overlay changes a directory, a node's metadata or an inode's link count
+        first copies it, with the directories above it (path copying), so a copy costs what
+        the layers applied after it touch, not the size of the tree. File bytes and frozen
+        records are shared. `imgscope diff` starts the second image from the first's state
+        after the layers both share (a full copy of a 17k-path tree took ~45 ms)."""
         copy = Overlay.__new__(Overlay)
         copy.stats = [replace(stats) for stats in self.stats]
         copy.wasted = list(self.wasted)
@@ -164,20 +174,64 @@ class Overlay:
                                    for path, tally in self.dive.cumulative.items()})
         copy._layer = self._layer
         copy._layer_paths = {}
-        copy._parent_cache = None
         copy._index = None
-        inodes: dict[int, Inode] = {}
-        copy.root = _copy_node(self.root, inodes)
-        todo = [(self.root, copy.root)]  # iteratively: hostile trees nest deeper than recursion
-        while todo:
-            original, twin = todo.pop()
-            children = twin.children
-            assert children is not None
-            for name, child in original.children.items():  # type: ignore[union-attr]
-                child_twin = children[name] = _copy_node(child, inodes)
-                if child.children:
-                    todo.append((child, child_twin))
+        # Every node so far is now shared: neither side owns it. Each takes a root of its own.
+        for overlay in (self, copy):
+            overlay._token = object()
+            overlay._parent_cache = None
+            overlay._inode_copies = {}
+        copy.root = _copy_node(self.root, copy._token)
+        self.root = _copy_node(self.root, self._token)
         return copy
+
+    def _own(self, parent: Node, name: str) -> Node:
+        """parent's child `name`, made this overlay's own (copied if shared) so that it can
+        change; `parent` must be owned already."""
+        assert parent.children is not None
+        child = parent.children[name]
+        if child.owner is not self._token:
+            child = parent.children[name] = _copy_node(child, self._token)
+        return child
+
+    def _own_inode(self, inode: Inode) -> Inode:
+        """The inode whose link count this overlay may change: its own, or its copy of a
+        shared one. A shared inode with other names in the tree cannot be copied alone (they
+        would stop sharing it): then the whole tree is made this overlay's own (rare: an
+        upper layer removing one name of a hard-link group from below the snapshot)."""
+        if inode.owner is self._token:
+            return inode
+        if inode.links > 1 and id(inode) not in self._inode_copies:
+            self._unshare_all()
+        return self._copy_inode(inode)
+
+    def _copy_inode(self, inode: Inode) -> Inode:
+        known = self._inode_copies.get(id(inode))
+        if known is None:
+            twin = Inode(inode.size, inode.stored_size, inode.layer, inode.content,
+                         inode.data_ref, self._token)
+            twin.links = inode.links
+            # the original is kept with its copy: its id stays unique while it is a key
+            known = self._inode_copies[id(inode)] = (inode, twin)
+        return known[1]
+
+    def _unshare_all(self) -> None:
+        """Copy every node and inode still shared with another overlay (the fallback for
+        changes path copying cannot confine; iteratively: hostile trees nest deep)."""
+        self._parent_cache = None
+        token = self._token
+        todo = [self.root]
+        while todo:
+            directory = todo.pop()
+            children = directory.children
+            assert children is not None
+            for name, child in children.items():
+                if child.owner is not token:
+                    child = children[name] = _copy_node(child, token)
+                    inode = child.inode
+                    if inode is not None and inode.owner is not token:
+                        child.inode = self._copy_inode(inode)
+                if child.children:
+                    todo.append(child)
 
     # -- resolution ---------------------------------------------------------------------------
 
@@ -220,6 +274,8 @@ class Overlay:
             if child is None or child.type is not EntryType.DIR:
                 pending.append(name)
                 continue
+            if child.owner is not self._token:  # it, or a node below it, may change
+                child = self._own(node, name)
             trail.append(node)
             names.append(name)
             node = child
@@ -233,7 +289,7 @@ class Overlay:
                 self._finding("conflict", self._path_of(parent_path, name),
                               f"a {child.type.value} is used as a directory; replaced")
                 self._remove(node, name, "parent-replaced", parent_path)
-            child = Node(None, self._layer, EntryType.DIR)
+            child = Node(None, self._layer, EntryType.DIR, self._token)
             if node.mode & 0o2000:
                 # mkdir(2) in a setgid directory: the new one takes its group and setgid bit
                 # (what the kernel does when containerd or umoci create the missing parent)
@@ -264,6 +320,7 @@ class Overlay:
         inode = node.inode
         if inode is None:
             return
+        inode = self._own_inode(inode)
         inode.links -= 1
         stats.removed_bytes += inode.size
         if inode.links <= 0 and inode.size:
@@ -308,7 +365,7 @@ class Overlay:
                 for name, child in list(directory.children.items()):
                     child_path = dir_path.rstrip("/") + "/" + name
                     if child.type is EntryType.DIR:
-                        todo.append((child_path, child, False))
+                        todo.append((child_path, self._own(directory, name), False))
                     elif child.layer < layer:
                         del directory.children[name]
                         self._drop_subtree(child_path, child, how)
@@ -353,6 +410,7 @@ class Overlay:
             return
         node = parent.children[name]
         if node.type is EntryType.DIR:
+            node = self._own(parent, name)
             self._strip_lower(path, node, "whiteout")
             if node.layer < self._layer and not node.children:
                 del parent.children[name]
@@ -407,6 +465,7 @@ class Overlay:
             self._layer_paths.setdefault(path, 0)
 
         if etype is EntryType.DIR and existing is not None and existing.type is EntryType.DIR:
+            existing = self._own(parent, name)
             if (existing.mode, existing.uid, existing.gid) != (entry.mode, entry.uid, entry.gid):
                 stats.modified_entries += 1
             existing.set_meta(entry)
@@ -416,13 +475,20 @@ class Overlay:
         inode: Inode | None = None
         if etype is EntryType.HARDLINK:
             target = self._lookup(entry.link_target or "")
+            if target is not None and target.type is not EntryType.DIR and (
+                    target.owner is not self._token or (
+                        target.inode is not None and target.inode.owner is not self._token)):
+                # A new name for a shared file: every name of it must see one inode.
+                self._unshare_all()
+                target = self._lookup(entry.link_target or "")
+                existing = parent.children.get(name)
             if target is existing and existing is not None:
                 return  # a hard link to itself changes nothing
             if target is None or target.type is EntryType.DIR:
                 self._finding("hardlink-missing", path,
                               f"hard link target {entry.link_target} is "
                               + ("a directory" if target is not None else "missing"))
-                etype, inode = EntryType.FILE, Inode(0, 0, self._layer, None)
+                etype, inode = EntryType.FILE, Inode(0, 0, self._layer, None, None, self._token)
             elif target.type is EntryType.FILE:
                 # one inode, one set of metadata: the link header's mode/owner are not applied
                 # (umoci, GNU tar; tests/differential/test_regressions.py)
@@ -432,12 +498,12 @@ class Overlay:
                 etype = target.type
                 entry = _relinked(entry, target)
                 if target.inode is None:  # give it an identity the two names share
-                    target.inode = Inode(0, 0, target.layer, None)
+                    target.inode = Inode(0, 0, target.layer, None, None, self._token)
                     target.inode.links = 1
                 inode = target.inode
         elif etype is EntryType.FILE:
             inode = Inode(entry.size, entry.stored_size, self._layer, entry.content,
-                          entry.data_ref)
+                          entry.data_ref, self._token)
 
         if existing is not None:
             how = "duplicate-in-layer" if existing.layer == self._layer else "replaced"
@@ -450,7 +516,7 @@ class Overlay:
             stats.added_entries += 1
             stats.added_bytes += inode.size if inode is not None else 0
 
-        node = Node(entry, self._layer, etype)
+        node = Node(entry, self._layer, etype, self._token)
         if inode is not None:
             node.inode = inode
             inode.links += 1
@@ -528,22 +594,17 @@ class Overlay:
         return node
 
 
-def _copy_node(node: Node, inodes: dict[int, Inode]) -> Node:
+def _copy_node(node: Node, owner: object) -> Node:
+    """A copy of one node for `owner`: a directory's children dict is copied, the children
+    themselves are still shared; so is the inode."""
     twin = Node.__new__(Node)
     twin.type, twin.mode, twin.uid, twin.gid = node.type, node.mode, node.uid, node.gid
     twin.mtime, twin.link_target, twin.layer = node.mtime, node.link_target, node.layer
     twin.devmajor, twin.devminor = node.devmajor, node.devminor
     twin.xattrs, twin.implicit = node.xattrs, node.implicit
-    twin.children = {} if node.children is not None else None
-    inode = node.inode
-    if inode is not None:
-        shared = inodes.get(id(inode))
-        if shared is None:
-            shared = inodes[id(inode)] = Inode(inode.size, inode.stored_size, inode.layer,
-                                               inode.content, inode.data_ref)
-            shared.links = inode.links
-        inode = shared
-    twin.inode = inode
+    twin.children = dict(node.children) if node.children is not None else None
+    twin.inode = node.inode
+    twin.owner = owner
     return twin
 
 

@@ -67,5 +67,53 @@ def test_a_snapshot_continues_exactly_like_the_overlay_it_copies() -> None:
     # the hard link still shares one inode in the copy (bytes counted once)
     twin = origin.snapshot()
     assert twin.get("/etc/big").inode is twin.get("/etc/big-link").inode
-    assert twin.get("/etc/big").inode is not origin.get("/etc/big").inode
     assert sum(w.size for w in copy.wasted) == sum(w.size for w in replayed.wasted) > 0
+
+
+# Layers applied after a snapshot, each touching shared state another way: copy-on-write must
+# give exactly what a full replay gives, and leave the other overlay as it was.
+AFTER = {
+    "a name of a shared hard-link group removed": [fb.whiteout("etc/big-link")],
+    "a shared hard-linked file replaced": [fb.file("etc/big", b"new")],
+    "a new hard link to a shared file": [fb.hardlink("etc/third-link", "etc/big")],
+    "a new hard link to a shared single-name file": [fb.hardlink("tmp/s2", "tmp/setuid")],
+    "a hard link to a shared symlink": [fb.hardlink("lib2", "lib")],
+    "a shared directory whited out": [fb.whiteout("usr")],
+    "a shared directory made opaque": [fb.opaque("etc"), fb.file("etc/only", b"o")],
+    "a shared directory re-declared with another mode": [fb.directory("etc", mode=0o700)],
+    "a shared file replaced by a directory": [fb.file("etc/keep/inner", b"i")],
+    "a file added through a shared symlink": [fb.file("lib/libz.so", b"z" * 7)],
+    "a deep new tree": [fb.file("opt/app/sub/deeper/f", b"f" * 3)],
+}
+
+
+def test_copy_on_write_matches_a_full_replay_for_every_kind_of_change() -> None:
+    for label, members in AFTER.items():
+        replayed = Overlay()
+        for index, layer in enumerate((BASE, MIDDLE, members)):
+            _apply(replayed, index, layer)
+        origin = Overlay()
+        _apply(origin, 0, BASE)
+        _apply(origin, 1, MIDDLE)
+        before = _state(origin)
+        copy = origin.snapshot()
+        _apply(copy, 2, members)
+        assert _state(copy) == _state(replayed), label
+        assert _state(origin) == before, label
+        # and the other way round: the origin goes on, the copy keeps its own state
+        after_copy = _state(copy)
+        _apply(origin, 2, members)
+        assert _state(origin) == _state(replayed), label
+        assert _state(copy) == after_copy, label
+
+
+def test_a_snapshot_shares_what_no_layer_changed() -> None:
+    origin = Overlay()
+    _apply(origin, 0, BASE)
+    copy = origin.snapshot()
+    _apply(copy, 1, [fb.file("etc/added", b"x")])
+    # untouched subtrees are the same objects; the path to the change was copied
+    assert copy.get("/opt/app") is origin.get("/opt/app")
+    assert copy.get("/etc/keep") is origin.get("/etc/keep")
+    assert copy.get("/etc") is not origin.get("/etc")
+    assert origin.get("/etc/added") is None
