@@ -45,6 +45,7 @@ are compared by instruction, not by timestamp.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import posixpath
@@ -971,11 +972,15 @@ class _Pair:
         self._analyses: dict[str, Analysis] = {}
         self._recorder: _Recorder | None = None
         self._replayed: tuple[_SideIO, _Replayer, Analysis] | None = None
+        # The side whose later stages a child started as soon as it was read (analyze).
+        self._early: tuple[str, _InChild] | None = None
 
     def __enter__(self) -> _Pair:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._early is not None:
+            self._early[1].close()  # an error left it unread
         for hasher in self._hashers:
             hasher.close()
         for checks in self.checks.values():
@@ -1091,6 +1096,13 @@ class _Pair:
         analyses[first.name] = self._analyze_side(first, recorder, progress,
                                                   after_layer=snapshot if shared else None,
                                                   before_walk=self.prepare)
+        if self.catalogers:
+            # The first image's catalogers, attribution and findings need nothing of the
+            # second: a child starts them now, beside the second image's walk.
+            first_analysis, catalogers, advise = analyses[first.name], self.catalogers, \
+                self.advise
+            self._early = (first.name, _InChild(
+                lambda: _later_stages(first_analysis, catalogers, advise)))
         # Started only now: during the walk the spare core hashes the walked side's layers
         # (the walk waits for those); these are checked last (verify_replayed).
         verifier = _ForkedHashes(jobs)
@@ -1242,31 +1254,27 @@ class _Pair:
                post_analysis: PostAnalysis | None
                ) -> tuple[dict[int, str], tuple[tuple[str, int, int, int, int, int], ...],
                           dict[tuple[int, int], bool]]:
-        """Catalog both images and read the content candidates (pass two). NEW's catalogers
-        run in a forked child while this process catalogs OLD, each then hashing its own
-        side's candidates that must be hashed; those in plain layers are compared here, byte
-        for byte. Only packages and digests come back from the child."""
+        """Catalog both images and read the content candidates (pass two). The image read
+        first was cataloged by a child started when its walk ended (analyze); this process
+        catalogs the other, then reads the candidates that must be hashed, and compares
+        those in plain layers byte for byte. Only packages and findings come back from the
+        child."""
         plan = self._digest_plan(old, new, candidates, shared)
-        catalog, advise = bool(self.catalogers), self.advise
-
-        def in_child() -> tuple[_Later | None, dict]:
-            from imgscope.catalog.registry import all_catalogers
-
-            later = _later_stages(new, all_catalogers(), advise) if catalog else None
-            return later, self._read_digests(plan, NEW)
-
-        helper = _InChild(in_child) if catalog else None
-        later_old = _later_stages(old, self.catalogers, advise) if catalog else None
-        reads = self._read_digests(plan, OLD if helper is not None else None)
+        early_side, helper = self._early if self._early is not None else (None, None)
+        later: dict[str, _Later | None] = {}
+        for name, analysis in ((OLD, old), (NEW, new)):
+            if name != early_side:
+                later[name] = _later_stages(analysis, self.catalogers, self.advise) \
+                    if self.catalogers else None
+        reads = self._read_digests(plan)
         verdicts, compared = _compare_planned(plan)
-        later_new = None
-        if helper is not None:
-            later_new, theirs = helper.result()
-            reads.update(theirs)
-        for analysis, later in ((old, later_old), (new, later_new)):
-            side = self.sides[OLD if analysis is old else NEW]
-            if later is not None:
-                later.apply(analysis)
+        if helper is not None and early_side is not None:
+            later[early_side] = helper.result()
+        for analysis, name in ((old, OLD), (new, NEW)):
+            side = self.sides[name]
+            done = later.get(name)
+            if done is not None:
+                done.apply(analysis)
                 spool = side.capture.spool
                 if spool is not None and spool.skipped:
                     analysis.warnings.append(Warning_(
@@ -1338,16 +1346,13 @@ class _Pair:
                 return name
         return usable[0]
 
-    def _read_digests(self, plan: _DigestPlan, only: str | None = None
-                      ) -> dict[tuple[str, int], tuple[dict, int, int]]:
-        """sha256 of the planned files (of side `only`, if given): (side, layer) ->
+    def _read_digests(self, plan: _DigestPlan) -> dict[tuple[str, int], tuple[dict, int, int]]:
+        """sha256 of the planned files: (side, layer) ->
         ({path: digest}, layer bytes, bytes read). A file of a plain seekable layer whose
         offset the walk noted is read alone (its inode: one read for all its names); any
         other means walking its layer again."""
         out = {}
         for (side_name, layer), paths in sorted(plan.paths.items()):
-            if only is not None and side_name != only:
-                continue
             side = self.sides[side_name]
             assert side.container is not None and side.resolved is not None
             if not self._rereadable(side_name):
@@ -1520,6 +1525,15 @@ class _InChild:
                 os._exit(status)
         os.close(write_end)
         self._pid, self._read_end = pid, read_end
+
+    def close(self) -> None:
+        """Stop the child if its result was never read (an error came first)."""
+        if self._pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._pid, 9)
+            os.waitpid(self._pid, 0)
+            os.close(self._read_end)
+            self._pid = 0
 
     def result(self):
         if self._pid:
