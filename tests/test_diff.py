@@ -667,3 +667,33 @@ def test_a_compressed_shared_layer_hashes_the_foreseeable_candidates_as_it_passe
     assert (state.changes, state.content) == (("content",), "differs")
     assert state.old.digest == fb.sha256(b"old-state\n")
     assert state.new.digest == fb.sha256(b"new-state\n")
+
+
+def test_the_walk_hashes_every_file_until_the_foreseen_set_arrives() -> None:
+    """_Foreseen does not make the walk wait for the child reading the later layers' headers:
+    until it has answered every regular file counts as foreseen (and is hashed); then only
+    the foreseen ones; a child that failed foresees nothing."""
+    from imgscope.diff import _Foreseen
+    from imgscope.errors import CorruptInput
+
+    class Child:
+        def __init__(self, answer: object) -> None:
+            self.answer, self.done = answer, False
+
+        def ready(self) -> bool:
+            return self.done
+
+        def result(self) -> object:
+            if isinstance(self.answer, Exception):
+                raise self.answer
+            return self.answer
+
+    child = Child({("/etc/state", 10)})
+    wanted = _Foreseen(child)  # type: ignore[arg-type]
+    assert ("/opt/anything", 5) in wanted and ("/etc/state", 10) in wanted
+    child.done = True
+    assert ("/opt/anything", 5) not in wanted and ("/etc/state", 10) in wanted
+    assert ("/etc/state", 11) not in wanted
+    failed = Child(CorruptInput("zstd data is corrupt"))
+    failed.done = True
+    assert ("/etc/state", 10) not in _Foreseen(failed)  # type: ignore[arg-type]
