@@ -306,12 +306,15 @@ def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, veri
                       progress: Progress | None, checks: PendingChecks,
                       before_walk: Callable[[], None] | None = None,
                       start: ReplayStart | None = None,
-                      after_layer: LayerHook | None = None) -> Analysis:
+                      after_layer: LayerHook | None = None,
+                      hashed: dict[int, LayerReader] | None = None) -> Analysis:
     """The layers walked into an overlay and measured. Digests still being computed are left
     in `checks`, for the caller to settle (and to close their hashers). `before_walk` runs
     once the hashing has started, before the first layer is walked. With `start`, its layers
     are not applied again (they must be the container's prereads: reading them completes
-    their measurements); `after_layer(index, overlay, history)` runs after each layer."""
+    their measurements); `after_layer(index, overlay, history)` runs after each layer.
+    `hashed`: readers of some layers, by index, made (and their hashing started) earlier by
+    the caller (diff: the second image's own layers, hashed beside the first's)."""
     config = resolved.config
     warnings = list(resolved.warnings)
     count = len(resolved.layers)
@@ -332,12 +335,15 @@ def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, veri
     layers: list[LayerInfo] = []
     readers: list[LayerReader | None] = []
     db_history: list[tuple[int, str, bytes | None]] = list(start.history) if start else []
+    hashed = hashed or {}
     for index, ref in enumerate(resolved.layers):
         if container.preread(ref.name) is not None:
             readers.append(None)
             continue
-        readers.append(LayerReader(container.blob(ref.name), index, capture, verify))
-    start_hashing([r for r in readers if r is not None], checks.hashers)
+        readers.append(hashed.get(index) or
+                       LayerReader(container.blob(ref.name), index, capture, verify))
+    start_hashing([r for i, r in enumerate(readers) if r is not None and i not in hashed],
+                  checks.hashers)
     if before_walk is not None:
         before_walk()
     return _replay(container, resolved, readers, overlay, findings, layers, db_history,

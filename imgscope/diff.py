@@ -1055,7 +1055,10 @@ class _Pair:
         # The first side's shared layers are hashed as api._analyze_resolved hashes layers
         # (a child process, ahead of the walk); the second side's copies by another child,
         # hash only, never walked.
-        start_hashing([layer.reader for layer in recorder.layers.values()],
+        # The second side's own layers are hashed from the start too, by the same children:
+        # once the first side is read, both cores are busy cataloging the two images.
+        ahead = self._readers_ahead(second, shared)
+        start_hashing([layer.reader for layer in recorder.layers.values()] + list(ahead.values()),
                       self.checks[first.name].hashers)
         if shared:
             # Reading the later layers' headers (a child) overlaps importing the catalogers.
@@ -1119,7 +1122,8 @@ class _Pair:
             # the same-size rewrites of them as they pass (its plain ones note offsets).
             second.capture.digest_also = _FileOf(analyses[first.name].fs.index())
         analyses[second.name] = self._analyze_side(second, replayer, progress,
-                                                   start=starts[0] if starts else None)
+                                                   start=starts[0] if starts else None,
+                                                   hashed=ahead)
         self._replayed = (second, replayer, analyses[second.name])
         replayed = [analyses[first.name].layers[i].uncompressed_size for i in range(shared)]
         read = ReadCost(common, first.name if shared else None, shared, sum(replayed),
@@ -1219,10 +1223,23 @@ class _Pair:
 
         return (new, old) if compressed(new) < compressed(old) else (old, new)
 
+    def _readers_ahead(self, side: _SideIO, shared: int) -> dict[int, LayerReader]:
+        """Readers of the side's layers after the shared prefix, by index, for hashing them
+        before the side is walked (plain seekable layers; the others are inflated and hashed
+        as they are walked)."""
+        assert side.container is not None and side.resolved is not None
+        out = {}
+        for index, ref in enumerate(side.resolved.layers[shared:], start=shared):
+            if side.container.preread(ref.name) is None:
+                out[index] = LayerReader(side.container.blob(ref.name), index, side.capture,
+                                         self.verify)
+        return out
+
     def _analyze_side(self, side: _SideIO, container: Container, progress: Progress | None,
                       start: ReplayStart | None = None,
                       after_layer: LayerHook | None = None,
-                      before_walk: Callable[[], None] | None = None) -> Analysis:
+                      before_walk: Callable[[], None] | None = None,
+                      hashed: dict[int, LayerReader] | None = None) -> Analysis:
         assert side.resolved is not None
         shown = None
         if progress is not None:
@@ -1231,7 +1248,8 @@ class _Pair:
         try:
             analysis = _analyze_resolved(container, side.resolved, side.capture, self.verify,
                                          shown, self.checks[side.name], start=start,
-                                         after_layer=after_layer, before_walk=before_walk)
+                                         after_layer=after_layer, before_walk=before_walk,
+                                         hashed=hashed)
         except ImgscopeError as exc:
             raise type(exc)(f"{side.name} image: {exc}") from None
         self._analyses[side.name] = analysis
