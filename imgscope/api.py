@@ -307,14 +307,17 @@ def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, veri
                       before_walk: Callable[[], None] | None = None,
                       start: ReplayStart | None = None,
                       after_layer: LayerHook | None = None,
-                      hashed: dict[int, LayerReader] | None = None) -> Analysis:
+                      hashed: dict[int, LayerReader] | None = None,
+                      measure: bool = True) -> Analysis:
     """The layers walked into an overlay and measured. Digests still being computed are left
     in `checks`, for the caller to settle (and to close their hashers). `before_walk` runs
     once the hashing has started, before the first layer is walked. With `start`, its layers
     are not applied again (they must be the container's prereads: reading them completes
     their measurements); `after_layer(index, overlay, history)` runs after each layer.
     `hashed`: readers of some layers, by index, made (and their hashing started) earlier by
-    the caller (diff: the second image's own layers, hashed beside the first's)."""
+    the caller (diff: the second image's own layers, hashed beside the first's).
+    `measure=False` leaves `facts` and `summary` empty, for the caller to fill in with
+    `measure()` (diff does it in the process that catalogs that image)."""
     config = resolved.config
     warnings = list(resolved.warnings)
     count = len(resolved.layers)
@@ -348,7 +351,7 @@ def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, veri
         before_walk()
     return _replay(container, resolved, readers, overlay, findings, layers, db_history,
                    capture, verify, progress, pairs, warnings, checks,
-                   start.layers if start is not None else 0, after_layer)
+                   start.layers if start is not None else 0, after_layer, measure)
 
 
 def _replay(container, resolved: ResolvedImage, readers: list[LayerReader | None],
@@ -356,7 +359,7 @@ def _replay(container, resolved: ResolvedImage, readers: list[LayerReader | None
             db_history: list[tuple[int, str, bytes | None]], capture: Capture, verify: bool,
             progress: Progress | None, pairs: HistoryPairs,
             warnings: list[Warning_], checks: PendingChecks, applied: int = 0,
-            after_layer: LayerHook | None = None) -> Analysis:
+            after_layer: LayerHook | None = None, measure: bool = True) -> Analysis:
     config = resolved.config
     count = len(resolved.layers)
     for index, ref in enumerate(resolved.layers):
@@ -418,10 +421,17 @@ def _replay(container, resolved: ResolvedImage, readers: list[LayerReader | None
         platform=resolved.platform,
         archive_bytes=container.archive_bytes,
     )
-    facts = collect_facts(overlay)
-    summary = _summary(overlay, layers, facts, container.archive_bytes)
-    return Analysis(ref, config, layers, overlay.stats, summary, overlay, facts, findings,
-                    warnings, captured_history=db_history)
+    analysis = Analysis(ref, config, layers, overlay.stats, Summary(), overlay, FsFacts(),
+                        findings, warnings, captured_history=db_history)
+    if measure:
+        analysis.facts, analysis.summary = measured(analysis)
+    return analysis
+
+
+def measured(analysis: Analysis) -> tuple[FsFacts, Summary]:
+    """The facts and summary of an analysis's final filesystem (see _analyze_resolved)."""
+    facts = collect_facts(analysis.fs)
+    return facts, _summary(analysis.fs, analysis.layers, facts, analysis.ref.archive_bytes)
 
 
 def _recording(entries: Iterable[LayerEntry], index: int, capture: Capture,

@@ -51,7 +51,7 @@ import pickle
 import posixpath
 import select
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from collections.abc import Container as Membership
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO
@@ -65,6 +65,7 @@ from imgscope.api import (
     _analyze_resolved,
     _check_layer,
     later_stage_patterns,
+    measured,
     run_catalogers,
     start_hashing,
 )
@@ -85,6 +86,7 @@ from imgscope.attribution import Attribution, attribute
 from imgscope.catalog.base import Cataloger, compile_patterns
 from imgscope.catalog.view import OverlayFileView
 from imgscope.errors import CorruptInput, ImgscopeError, LimitExceeded
+from imgscope.fsfacts import FsFacts
 from imgscope.model import (
     EntryType,
     Finding,
@@ -92,9 +94,10 @@ from imgscope.model import (
     LayerEntry,
     LayerInfo,
     PathFinding,
+    Summary,
     Warning_,
 )
-from imgscope.overlay import Inode, Node
+from imgscope.overlay import Inode, Node, Overlay
 
 SECTIONS = ("layers", "config", "files", "packages", "findings")
 OLD, NEW = "old", "new"
@@ -503,11 +506,13 @@ def _compare_finding_maps(old: dict[tuple[str, str], int],
 class _Tree:
     """One side's final filesystem as the file comparison needs it. The inode names and the
     owners of symlinks and directories are worked out only when a changed path needs them:
-    most paths are decided from the index alone."""
+    most paths are decided from their nodes alone. `paths`: the changed paths, when known
+    (the only ones asked about: no index of the whole tree is needed for them)."""
 
-    def __init__(self, analysis: Analysis) -> None:
+    def __init__(self, analysis: Analysis, paths: set[str] | None = None) -> None:
         self.analysis = analysis
-        self.index = analysis.fs.index()
+        self.get = _lookup(analysis.fs, paths)
+        self.paths = paths
         self.wasted_paths = frozenset(w.path for w in analysis.fs.wasted)
         attribution = analysis.attribution
         self.owner_of = attribution.owner_of if attribution is not None else {}
@@ -521,7 +526,7 @@ class _Tree:
         if inode is None or inode.links <= 1:
             return [path]
         if self._names is None:
-            self._names = _inode_names(self.index)
+            self._names = _inode_names(self.analysis.fs.index())
         return self._names.get(id(inode)) or [path]
 
     def owner(self, path: str, node: Node) -> str | None:
@@ -542,10 +547,12 @@ class _Tree:
             attribution = self.analysis.attribution
             assert attribution is not None
             claims: dict[str, set[str]] = defaultdict(set)
-            index = self.index
+            asked, get = self.paths, self.get
             for usage in attribution.packages:
                 for path in usage.package.files:  # already resolved by the catalogers
-                    node = index.get(path)
+                    if asked is not None and path not in asked:
+                        continue
+                    node = get(path)
                     if node is not None and node.type is not EntryType.FILE \
                             and node.type is not EntryType.DIR:
                         claims[path].add(usage.key)
@@ -597,22 +604,44 @@ def changed_paths(old: Analysis, new: Analysis, shared: int) -> set[str]:
     """Every path that can differ between the two final filesystems (a superset): a path
     only one side has, or one that a layer after the shared prefix wrote on either side,
     with the other names of its hard links. The rest were last written by the shared
-    layers (identical on both sides) and are skipped without a look."""
-    old_index, new_index = old.fs.index(), new.fs.index()
+    layers (identical on both sides) and are skipped without a look: both trees are walked
+    side by side, and a node both share (one object: Overlay.snapshot) is not entered."""
     if not shared:
-        return set(old_index) | set(new_index)
-    paths = set(old_index.keys() ^ new_index.keys())
-    paths.update([path for path, node in old_index.items() if node.layer >= shared])
-    paths.update([path for path, node in new_index.items() if node.layer >= shared])
+        return set(old.fs.index()) | set(new.fs.index())
+    paths: set[str] = set()
+    linked: list[tuple[Overlay, Node]] = []  # hard-linked nodes at those paths
+    no_children: dict[str, Node] = {}
+    stack: list[tuple[str, Node | None, Node | None]] = [("", old.fs.root, new.fs.root)]
+    while stack:
+        where, a, b = stack.pop()
+        ours = a.children if a is not None and a.children is not None else no_children
+        theirs = b.children if b is not None and b.children is not None else no_children
+        for name in ours.keys() | theirs.keys():
+            x, y = ours.get(name), theirs.get(name)
+            if x is y:
+                continue  # one node in both trees: nothing below it differs either
+            path = f"{where}/{name}"
+            if x is None or y is None or x.layer >= shared or y.layer >= shared:
+                paths.add(path)
+                for fs, node in ((old.fs, x), (new.fs, y)):
+                    if node is not None and node.inode is not None and node.inode.links > 1:
+                        linked.append((fs, node))
+            dir_x = x if x is not None and x.type is EntryType.DIR else None
+            dir_y = y if y is not None and y.type is EntryType.DIR else None
+            if dir_x is not None or dir_y is not None:
+                stack.append((path, dir_x, dir_y))
     # A name added or removed changes the link count of the others of its inode.
-    linked = [(index, node) for path in paths for index in (old_index, new_index)
-              for node in (index.get(path),)
-              if node is not None and node.inode is not None and node.inode.links > 1]
     if linked:
-        names = {id(old_index): _inode_names(old_index), id(new_index): _inode_names(new_index)}
-        for index, node in linked:
-            paths.update(names[id(index)].get(id(node.inode), ()))
+        names = {id(fs): _inode_names(fs.index()) for fs in (old.fs, new.fs)}
+        for fs, node in linked:
+            paths.update(names[id(fs)].get(id(node.inode), ()))
     return paths
+
+
+def _lookup(fs: Overlay, paths: Collection[str] | None) -> Callable[[str], Node | None]:
+    """Node by path: from the tree for a few paths (nothing to build), from the index for
+    many (built once: ~1 us a path, against ~1.5 us a walk from the root)."""
+    return fs.get if paths is not None and len(paths) < 2000 else fs.index().get
 
 
 def _same_origin(a: Inode, b: Inode, shared: int) -> bool:
@@ -621,13 +650,15 @@ def _same_origin(a: Inode, b: Inode, shared: int) -> bool:
 
 
 def content_candidates(old: Analysis, new: Analysis, shared: int,
-                       paths: Iterable[str] | None = None) -> list[tuple[str, Node, Node]]:
+                       paths: Collection[str] | None = None) -> list[tuple[str, Node, Node]]:
     """Regular files on both sides with the same size, written by different layers: the
     files whose content only their bytes can compare. `paths`: changed_paths(), if known."""
-    old_index, new_index = old.fs.index(), new.fs.index()
+    if paths is None:
+        paths = changed_paths(old, new, shared)
+    old_get, new_get = _lookup(old.fs, paths), _lookup(new.fs, paths)
     out = []
-    for path in changed_paths(old, new, shared) if paths is None else paths:
-        a, b = old_index.get(path), new_index.get(path)
+    for path in paths:
+        a, b = old_get(path), new_get(path)
         if (a is not None and b is not None and a.type is EntryType.FILE
                 and b.type is EntryType.FILE and a.inode is not None and b.inode is not None
                 and a.size == b.size and a.size and not _same_origin(a.inode, b.inode, shared)):
@@ -668,7 +699,7 @@ def _content_verdict(a: Node, b: Node, digests: dict[int, str],
 
 def compare_files(old: Analysis, new: Analysis, shared: int,
                   digests: dict[int, str] | None = None,
-                  paths: Iterable[str] | None = None,
+                  paths: Collection[str] | None = None,
                   verdicts: dict[tuple[int, int], bool] | None = None
                   ) -> tuple[FileChange, ...]:
     """Every path added, removed or changed, in `ls` order. `digests` maps id(inode) of
@@ -677,11 +708,13 @@ def compare_files(old: Analysis, new: Analysis, shared: int,
     changed_paths(), if known."""
     digests = digests or {}
     verdicts = verdicts or {}
-    t_old, t_new = _Tree(old), _Tree(new)
-    old_index, new_index = t_old.index, t_new.index
+    if paths is None:
+        paths = changed_paths(old, new, shared)
+    wanted = paths if isinstance(paths, set) else set(paths)
+    t_old, t_new = _Tree(old, wanted), _Tree(new, wanted)
     out: list[FileChange] = []
-    for path in changed_paths(old, new, shared) if paths is None else paths:
-        a, b = old_index.get(path), new_index.get(path)
+    for path in wanted:
+        a, b = t_old.get(path), t_new.get(path)
         if b is None:
             if a is not None:
                 out.append(FileChange(path, "removed", (), None, -_carried(path, a, t_old),
@@ -1101,16 +1134,17 @@ class _Pair:
             if index == shared - 1:
                 starts.append(ReplayStart(overlay.snapshot(), shared, list(history)))
 
+        # The first image's facts, catalogers, attribution and findings need nothing of the
+        # second: a child starts them as soon as its walk ends, beside the second's walk.
+        early = bool(self.catalogers)
         analyses[first.name] = self._analyze_side(first, recorder, progress,
                                                   after_layer=snapshot if shared else None,
-                                                  before_walk=self.prepare)
-        if self.catalogers:
-            # The first image's catalogers, attribution and findings need nothing of the
-            # second: a child starts them now, beside the second image's walk.
+                                                  before_walk=self.prepare, measure=not early)
+        if early:
             first_analysis, catalogers, advise = analyses[first.name], self.catalogers, \
                 self.advise
             self._early = (first.name, _InChild(
-                lambda: _later_stages(first_analysis, catalogers, advise)))
+                lambda: _later_stages(first_analysis, catalogers, advise, measure=True)))
         # Started only now: during the walk the spare core hashes the walked side's layers
         # (the walk waits for those); these are checked last (verify_replayed).
         verifier = _ForkedHashes(jobs)
@@ -1120,7 +1154,7 @@ class _Pair:
         if predict:
             # The other image's files are known now: the second one's compressed layers hash
             # the same-size rewrites of them as they pass (its plain ones note offsets).
-            second.capture.digest_also = _FileOf(analyses[first.name].fs.index())
+            second.capture.digest_also = _FileOf(analyses[first.name].fs)
         analyses[second.name] = self._analyze_side(second, replayer, progress,
                                                    start=starts[0] if starts else None,
                                                    hashed=ahead)
@@ -1239,7 +1273,8 @@ class _Pair:
                       start: ReplayStart | None = None,
                       after_layer: LayerHook | None = None,
                       before_walk: Callable[[], None] | None = None,
-                      hashed: dict[int, LayerReader] | None = None) -> Analysis:
+                      hashed: dict[int, LayerReader] | None = None,
+                      measure: bool = True) -> Analysis:
         assert side.resolved is not None
         shown = None
         if progress is not None:
@@ -1249,7 +1284,7 @@ class _Pair:
             analysis = _analyze_resolved(container, side.resolved, side.capture, self.verify,
                                          shown, self.checks[side.name], start=start,
                                          after_layer=after_layer, before_walk=before_walk,
-                                         hashed=hashed)
+                                         hashed=hashed, measure=measure)
         except ImgscopeError as exc:
             raise type(exc)(f"{side.name} image: {exc}") from None
         self._analyses[side.name] = analysis
@@ -1315,7 +1350,8 @@ class _Pair:
         plan = _DigestPlan()
         if not candidates:
             return plan
-        trees = {OLD: _Tree(old), NEW: _Tree(new)}
+        asked = {path for path, _, _ in candidates}
+        trees = {OLD: _Tree(old, asked), NEW: _Tree(new, asked)}
         # A shared layer is the same bytes on both sides: read the copy that was walked (and
         # so verified: the other may not have been read), else the cheaper copy (an
         # uncompressed one is walked by seeking), never a stream's (it cannot be read again).
@@ -1464,12 +1500,12 @@ class _FileOf:
     """(path, size) in it when the other image's final filesystem has a regular file of
     that size at that path: a same-size rewrite, whose content only its bytes can tell."""
 
-    def __init__(self, index: dict[str, Node]) -> None:
-        self.index = index
+    def __init__(self, fs: Overlay) -> None:
+        self.fs = fs  # looked up in the tree: a few hundred paths need no index of it
 
     def __contains__(self, item: object) -> bool:
         path, size = item  # type: ignore[misc]
-        node = self.index.get(path)
+        node = self.fs.get(path)
         return node is not None and node.type is EntryType.FILE and node.size == size
 
 
@@ -1622,18 +1658,26 @@ class _Later:
     attribution: Attribution
     warnings: list[Warning_]
     findings: list[Finding]
+    measures: tuple[FsFacts, Summary] | None = None  # when they were left to this stage
 
     def apply(self, analysis: Analysis) -> None:
         analysis.attribution = self.attribution
         analysis.warnings.extend(self.warnings)
         analysis.extras.findings = list(self.findings)
+        if self.measures is not None:
+            analysis.facts, analysis.summary = self.measures
 
 
-def _later_stages(analysis: Analysis, catalogers: Sequence[Cataloger], advise: bool) -> _Later:
+def _later_stages(analysis: Analysis, catalogers: Sequence[Cataloger], advise: bool,
+                  measure: bool = False) -> _Later:
     """What api.analyze does after reading (kept in step with it): catalog, attribute, and
     (with `advise`) build-tool findings, without the recommendations (a diff compares
-    findings; recommending costs ~30 ms a side). Sets the analysis's attribution and
-    extras, and returns them with the warnings it added."""
+    findings; recommending costs ~30 ms a side). With `measure`, first the facts and
+    summary the walk left out (api.measured). Sets the analysis's attribution and extras
+    (and measures), and returns them with the warnings it added."""
+    measures = None
+    if measure:
+        measures = analysis.facts, analysis.summary = measured(analysis)
     packages, warnings = run_catalogers(catalogers, analysis.fs)
     result = attribute(analysis.fs, packages, analysis.fs.wasted, len(analysis.layers))
     # No attribution.record_layer_changes: a diff shows no per-layer removals or upgrades
@@ -1647,7 +1691,7 @@ def _later_stages(analysis: Analysis, catalogers: Sequence[Cataloger], advise: b
         apply_findings(analysis, OverlayFileView(analysis.fs))
         added += analysis.warnings[before:]
         del analysis.warnings[before:]  # handed back with the others, added once by apply
-    return _Later(result, added, list(analysis.extras.findings))
+    return _Later(result, added, list(analysis.extras.findings), measures)
 
 
 def _side_of_resolved(resolved: ResolvedImage) -> Side:
