@@ -5,8 +5,9 @@ Two analyses in, one comparison out (`ImageDiff`); nothing here prints.
 Reading (`diff`). Both images are resolved first. The layers they share at the same positions
 (same diff_id: the common base) leave both overlays in the same state, so they are walked once,
 on the side that is cheaper to walk (an uncompressed, seekable copy skips file contents), and
-the other side starts from a snapshot of that overlay after them (Overlay.snapshot: a copy of
-the tree, ~5x cheaper than replaying their entries again). Its shared layers still come through
+the other side starts from a snapshot of that overlay after them (Overlay.snapshot: copy on
+write, so the two trees share every node neither side's own layers touch). Its shared layers
+still come through
 a container wrapper's `preread` (the hook stream containers use) with the first side's
 recorded entries, drained, not applied, so that each position gets its measurements (and a
 blob at two positions is read once). The other side's copies are not read: the walked copy
@@ -20,8 +21,11 @@ it fails `inspect`. A copy the size of the walked one is compared with it byte f
 compressed blob both manifests name is hashed as stored and must equal the blob the first side
 inflated; one archive member used by both sides is read once. With --no-verify the copies are
 not read at all. Both archives stay open to the end: the snapshot's files keep the first side's
-file bytes by reference. NEW's catalogers run in a forked child while this process catalogs
-OLD. bench/bench_diff.py measures what a diff costs against one inspect.
+file bytes by reference. The second side's own plain layers are hashed from the start too,
+by the same hashing children. When the first side's walk ends, a forked child measures it (facts,
+summary) and catalogs it, while this process walks the second side and catalogs that; only
+packages, findings and measures come back. bench/bench_diff.py measures what a diff costs
+against one inspect.
 
 Content equality. Size, type, mode, owner and link target come from tar headers, so a change
 in any of them is found without reading file contents. A regular file with the same size and
