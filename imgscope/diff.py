@@ -7,25 +7,24 @@ Reading (`diff`). Both images are resolved first. The layers they share at the s
 on the side that is cheaper to walk (an uncompressed, seekable copy skips file contents), and
 the other side starts from a snapshot of that overlay after them (Overlay.snapshot: copy on
 write, so the two trees share every node neither side's own layers touch). Its shared layers
-still come through
-a container wrapper's `preread` (the hook stream containers use) with the first side's
-recorded entries, drained, not applied, so that each position gets its measurements (and a
-blob at two positions is read once). The other side's copies are not read: the walked copy
-was hashed against the same diff_id, and the analysis of both sides uses its bytes; a copy is
-known by its diff_id (named by its own verified config), as a registry does not pull a layer it
-holds. Only its stored size is checked: a plain copy of another size cannot be that tar stream,
-and is hashed (and refused). With `verify_copies` (--verify-copies) every copy is verified too,
-by hash only, in a forked child (not a thread: see streams.RegionHasher), and checked last, so
-that hashing overlaps everything else; a copy that does not match its diff_id fails the diff as
-it fails `inspect`. A copy the size of the walked one is compared with it byte for byte; a
-compressed blob both manifests name is hashed as stored and must equal the blob the first side
-inflated; one archive member used by both sides is read once. With --no-verify the copies are
-not read at all. Both archives stay open to the end: the snapshot's files keep the first side's
-file bytes by reference. The second side's own plain layers are hashed from the start too,
-by the same hashing children. When the first side's walk ends, a forked child measures it (facts,
-summary) and catalogs it, while this process walks the second side and catalogs that; only
-packages, findings and measures come back. bench/bench_diff.py measures what a diff costs
-against one inspect.
+still come through a container wrapper's `preread` (the hook stream containers use) with the
+first side's recorded entries, drained, not applied, so that each position gets its
+measurements (and a blob at two positions is read once). The other side's copies are not read:
+the walked copy was hashed against the same diff_id, and the analysis of both sides uses its
+bytes; a copy is known by its diff_id (named by its own verified config), as a registry does
+not pull a layer it holds. Only its stored size is checked: a plain copy of another size cannot
+be that tar stream, and is hashed (and refused). With `verify_copies` (--verify-copies) every
+copy is verified too, by hash only, in a forked child (not a thread: see streams.RegionHasher),
+and checked last, so that hashing overlaps everything else; a copy that does not match its
+diff_id fails the diff as it fails `inspect`. A copy the size of the walked one is compared
+with it byte for byte; a compressed blob both manifests name is hashed as stored and must equal
+the blob the first side inflated; one archive member used by both sides is read once. With
+--no-verify the copies are not read at all. Both archives stay open to the end: the snapshot's
+files keep the first side's file bytes by reference. The second side's own plain layers are
+hashed from the start too, by the same hashing children. When the first side's walk ends, a
+forked child measures it (facts, summary) and catalogs it, while this process walks the second
+side and catalogs that; only packages, findings and measures come back. bench/bench_diff.py
+measures what a diff costs against one inspect.
 
 Content equality. Size, type, mode, owner and link target come from tar headers, so a change
 in any of them is found without reading file contents. A regular file with the same size and
@@ -1019,10 +1018,8 @@ class _Pair:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._early is not None:
-            self._children.append(self._early[1])
         for child in self._children:
-            child.close()  # an error left it unread
+            child.close()  # a no-op once its result was read; an error may have come first
         for hasher in self._hashers:
             hasher.close()
         for checks in self.checks.values():
@@ -1090,10 +1087,9 @@ class _Pair:
         recorder = _Recorder(first, shared, self.verify)
         self._recorder = recorder
         # The first side's shared layers are hashed as api._analyze_resolved hashes layers
-        # (a child process, ahead of the walk); the second side's copies by another child,
-        # hash only, never walked.
-        # The second side's own layers are hashed from the start too, by the same children:
-        # once the first side is read, both cores are busy cataloging the two images.
+        # (child processes, ahead of the walk), and so are the second side's own layers:
+        # once the first side is read, both cores are busy cataloging the two images. The
+        # second side's copies of the shared layers are hashed by another child, never walked.
         ahead = self._readers_ahead(second, shared)
         start_hashing([layer.reader for layer in recorder.layers.values()] + list(ahead.values()),
                       self.checks[first.name].hashers)
@@ -1149,6 +1145,7 @@ class _Pair:
                 self.advise
             self._early = (first.name, _InChild(
                 lambda: _later_stages(first_analysis, catalogers, advise, measure=True)))
+            self._children.append(self._early[1])
         # Started only now: during the walk the spare core hashes the walked side's layers
         # (the walk waits for those); these are checked last (verify_replayed).
         verifier = _ForkedHashes(jobs)
