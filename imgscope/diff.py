@@ -48,7 +48,6 @@ are compared by instruction, not by timestamp.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import posixpath
@@ -84,6 +83,7 @@ from imgscope.archive.streams import (
     hash_mapped_region,
     hash_region,
     sniff_compression,
+    stop_child,
 )
 from imgscope.attribution import Attribution, attribute
 from imgscope.catalog.base import Cataloger, compile_patterns
@@ -1617,10 +1617,7 @@ class _InChild:
     def close(self) -> None:
         """Stop the child if its result was never read (an error came first)."""
         if self._pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._pid, 9)
-            os.waitpid(self._pid, 0)
-            os.close(self._read_end)
+            stop_child(self._pid, self._read_end)
             self._pid = 0
 
     def result(self):

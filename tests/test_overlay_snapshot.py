@@ -46,14 +46,16 @@ def _state(overlay: Overlay) -> tuple:
     return nodes, list(overlay.stats), list(overlay.wasted), list(overlay.findings), score
 
 
-def test_a_snapshot_continues_exactly_like_the_overlay_it_copies() -> None:
-    replayed = Overlay()
-    for index, members in enumerate((BASE, MIDDLE, TOP)):
-        _apply(replayed, index, members)
+def _replayed(*layers) -> Overlay:
+    overlay = Overlay()
+    for index, members in enumerate(layers):
+        _apply(overlay, index, members)
+    return overlay
 
-    origin = Overlay()
-    _apply(origin, 0, BASE)
-    _apply(origin, 1, MIDDLE)
+
+def test_a_snapshot_continues_exactly_like_the_overlay_it_copies() -> None:
+    replayed = _replayed(BASE, MIDDLE, TOP)
+    origin = _replayed(BASE, MIDDLE)
     before = _state(origin)
     copy = origin.snapshot()
     assert _state(copy) == before
@@ -89,12 +91,8 @@ AFTER = {
 
 def test_copy_on_write_matches_a_full_replay_for_every_kind_of_change() -> None:
     for label, members in AFTER.items():
-        replayed = Overlay()
-        for index, layer in enumerate((BASE, MIDDLE, members)):
-            _apply(replayed, index, layer)
-        origin = Overlay()
-        _apply(origin, 0, BASE)
-        _apply(origin, 1, MIDDLE)
+        replayed = _replayed(BASE, MIDDLE, members)
+        origin = _replayed(BASE, MIDDLE)
         before = _state(origin)
         copy = origin.snapshot()
         _apply(copy, 2, members)
@@ -108,8 +106,7 @@ def test_copy_on_write_matches_a_full_replay_for_every_kind_of_change() -> None:
 
 
 def test_a_snapshot_shares_what_no_layer_changed() -> None:
-    origin = Overlay()
-    _apply(origin, 0, BASE)
+    origin = _replayed(BASE)
     copy = origin.snapshot()
     _apply(copy, 1, [fb.file("etc/added", b"x")])
     # untouched subtrees are the same objects; the path to the change was copied

@@ -126,6 +126,15 @@ def _hash_any(fd: int, offset: int, size: int, compression: str) -> tuple[str, s
     return hash_compressed_region(fd, offset, size, compression)
 
 
+def stop_child(pid: int, *fds: int) -> None:
+    """End a forked helper (done or not) and reap it, then close our ends of its pipes."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    for fd in fds:
+        os.close(fd)
+
+
 class InflateProcess:
     """Inflate (and hash) a compressed file region in a child process, streaming the plain
     tar back over a pipe: one inflate, on the second core, and no thread in this process
@@ -210,11 +219,7 @@ class InflateProcess:
 
     def close(self) -> None:
         if self._pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._pid, 9)
-            os.waitpid(self._pid, 0)
-            os.close(self._data)
-            os.close(self._result)
+            stop_child(self._pid, self._data, self._result)
             self._pid = 0
 
 
@@ -280,10 +285,7 @@ class ForkedJobs:
 
     def close(self) -> None:
         if self._pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._pid, 9)
-            os.waitpid(self._pid, 0)
-            os.close(self._read_end)
+            stop_child(self._pid, self._read_end)
             self._pid = 0
 
 
