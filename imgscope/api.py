@@ -7,7 +7,7 @@ Data flows one way: container -> manifest -> layer readers -> overlay -> summary
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -317,7 +317,7 @@ def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, veri
     `hashed`: readers of some layers, by index, made (and their hashing started) earlier by
     the caller (diff: the second image's own layers, hashed beside the first's).
     `measure=False` leaves `facts` and `summary` empty, for the caller to fill in with
-    `measure()` (diff does it in the process that catalogs that image)."""
+    `measured()` (diff does it in the process that catalogs that image)."""
     config = resolved.config
     warnings = list(resolved.warnings)
     count = len(resolved.layers)
@@ -336,22 +336,26 @@ def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, veri
     overlay = start.overlay if start is not None else Overlay()
     findings: list[PathFinding] = []
     layers: list[LayerInfo] = []
-    readers: list[LayerReader | None] = []
     db_history: list[tuple[int, str, bytes | None]] = list(start.history) if start else []
     hashed = hashed or {}
-    for index, ref in enumerate(resolved.layers):
-        if container.preread(ref.name) is not None:
-            readers.append(None)
-            continue
-        readers.append(hashed.get(index) or
-                       LayerReader(container.blob(ref.name), index, capture, verify))
-    start_hashing([r for i, r in enumerate(readers) if r is not None and i not in hashed],
-                  checks.hashers)
+    made = layer_readers(container, resolved, capture, verify, skip=hashed)
+    start_hashing(list(made.values()), checks.hashers)
+    made.update(hashed)
+    readers: list[LayerReader | None] = [made.get(i) for i in range(count)]
     if before_walk is not None:
         before_walk()
     return _replay(container, resolved, readers, overlay, findings, layers, db_history,
                    capture, verify, progress, pairs, warnings, checks,
                    start.layers if start is not None else 0, after_layer, measure)
+
+
+def layer_readers(container, resolved: ResolvedImage, capture: Capture | None, verify: bool,
+                  first: int = 0, skip: Container[int] = ()) -> dict[int, LayerReader]:
+    """A reader for each layer from `first` on that the container does not preread (a stream
+    reads those itself), by index, but for the indexes in `skip`."""
+    return {index: LayerReader(container.blob(ref.name), index, capture, verify)
+            for index, ref in enumerate(resolved.layers[first:], start=first)
+            if index not in skip and container.preread(ref.name) is None}
 
 
 def _replay(container, resolved: ResolvedImage, readers: list[LayerReader | None],

@@ -67,6 +67,7 @@ from imgscope.api import (
     _analyze_resolved,
     _check_layer,
     later_stage_patterns,
+    layer_readers,
     measured,
     run_catalogers,
     start_hashing,
@@ -1090,7 +1091,9 @@ class _Pair:
         # (child processes, ahead of the walk), and so are the second side's own layers:
         # once the first side is read, both cores are busy cataloging the two images. The
         # second side's copies of the shared layers are hashed by another child, never walked.
-        ahead = self._readers_ahead(second, shared)
+        assert second.container is not None and second.resolved is not None
+        ahead = layer_readers(second.container, second.resolved, second.capture, self.verify,
+                              first=shared)
         start_hashing([layer.reader for layer in recorder.layers.values()] + list(ahead.values()),
                       self.checks[first.name].hashers)
         if shared:
@@ -1136,11 +1139,15 @@ class _Pair:
 
         # The first image's facts, catalogers, attribution and findings need nothing of the
         # second: a child starts them as soon as its walk ends, beside the second's walk.
-        early = bool(self.catalogers)
+        # (Decided by `catalog`: without a shared prefix, prepare() has not run yet here.)
         analyses[first.name] = self._analyze_side(first, recorder, progress,
                                                   after_layer=snapshot if shared else None,
-                                                  before_walk=self.prepare, measure=not early)
-        if early:
+                                                  before_walk=self.prepare,
+                                                  measure=not self.catalog)
+        if self.catalog and not self.catalogers:  # no cataloger to hand the measures to
+            analyses[first.name].facts, analyses[first.name].summary = \
+                measured(analyses[first.name])
+        elif self.catalogers:
             first_analysis, catalogers, advise = analyses[first.name], self.catalogers, \
                 self.advise
             self._early = (first.name, _InChild(
@@ -1258,18 +1265,6 @@ class _Pair:
 
         return (new, old) if compressed(new) < compressed(old) else (old, new)
 
-    def _readers_ahead(self, side: _SideIO, shared: int) -> dict[int, LayerReader]:
-        """Readers of the side's layers after the shared prefix, by index, for hashing them
-        before the side is walked (plain seekable layers; the others are inflated and hashed
-        as they are walked)."""
-        assert side.container is not None and side.resolved is not None
-        out = {}
-        for index, ref in enumerate(side.resolved.layers[shared:], start=shared):
-            if side.container.preread(ref.name) is None:
-                out[index] = LayerReader(side.container.blob(ref.name), index, side.capture,
-                                         self.verify)
-        return out
-
     def _analyze_side(self, side: _SideIO, container: Container, progress: Progress | None,
                       start: ReplayStart | None = None,
                       after_layer: LayerHook | None = None,
@@ -1317,16 +1312,15 @@ class _Pair:
         those in plain layers byte for byte. Only packages and findings come back from the
         child."""
         plan = self._digest_plan(old, new, candidates, shared)
-        early_side, helper = self._early if self._early is not None else (None, None)
-        later: dict[str, _Later | None] = {}
+        early_side = self._early[0] if self._early is not None else None
+        later: dict[str, _Later] = {}
         for name, analysis in ((OLD, old), (NEW, new)):
-            if name != early_side:
-                later[name] = _later_stages(analysis, self.catalogers, self.advise) \
-                    if self.catalogers else None
+            if self.catalogers and name != early_side:
+                later[name] = _later_stages(analysis, self.catalogers, self.advise)
         reads = self._read_digests(plan)
         verdicts, compared = _compare_planned(plan)
-        if helper is not None and early_side is not None:
-            later[early_side] = helper.result()
+        if self._early is not None:
+            later[self._early[0]] = self._early[1].result()
         for analysis, name in ((old, OLD), (new, NEW)):
             side = self.sides[name]
             done = later.get(name)
