@@ -265,15 +265,17 @@ class PendingChecks:
 HASHING_PROCESSES = 2  # the largest layer alone on one, the others on the second
 
 
-def start_hashing(readers: Sequence[LayerReader], hashers: list[RegionHasher]) -> None:
-    """Hash every plain seekable layer up front, in child processes, while this one walks.
+def start_hashing(readers: Sequence[LayerReader], hashers: list[RegionHasher],
+                  inflated: bool = False) -> None:
+    """Hash every plain seekable layer up front, in child processes, while this one walks
+    (with `inflated`, the compressed ones too: LayerReader.hash_region).
 
     Two children, not one: the sha256 of the largest layer is the longest chain of work in a
     verified read (~0.5 s for 618 MB here), so it gets a process of its own and the smaller
     layers go to another; one child would add their hashing to that chain. Layers are spread
     largest first onto the less loaded child."""
     regions = [(reader, region) for reader in readers
-               for region in [reader.hash_region()] if region is not None]
+               for region in [reader.hash_region(inflated)] if region is not None]
     groups: list[list[tuple[LayerReader, tuple[int, int, int, str]]]] = [
         [] for _ in range(min(HASHING_PROCESSES, len(regions)))]
     loads = [0] * len(groups)

@@ -21,10 +21,11 @@ with it byte for byte; a compressed blob both manifests name is hashed as stored
 the blob the first side inflated; one archive member used by both sides is read once. With
 --no-verify the copies are not read at all. Both archives stay open to the end: the snapshot's
 files keep the first side's file bytes by reference. The second side's own plain layers are
-hashed from the start too, by the same hashing children. When the first side's walk ends, a
-forked child measures it (facts, summary) and catalogs it, while this process walks the second
-side and catalogs that; only packages, findings and measures come back. bench/bench_diff.py
-measures what a diff costs against one inspect.
+hashed from the start too, by the same hashing children, and so are its own compressed ones
+when they are small beside the shared walk (inflated again, unhashed, when walked). When the
+first side's walk ends, a forked child measures it (facts, summary) and catalogs it, while
+this process walks the second side and catalogs that; only packages, findings and measures
+come back. bench/bench_diff.py measures what a diff costs against one inspect.
 
 Content equality. Size, type, mode, owner and link target come from tar headers, so a change
 in any of them is found without reading file contents. A regular file with the same size and
@@ -1096,6 +1097,8 @@ class _Pair:
                               first=shared)
         start_hashing([layer.reader for layer in recorder.layers.values()] + list(ahead.values()),
                       self.checks[first.name].hashers)
+        if self._hash_inflated_ahead(recorder, ahead):
+            start_hashing(list(ahead.values()), self.checks[first.name].hashers, inflated=True)
         if shared:
             # Reading the later layers' headers (a child) overlaps importing the catalogers.
             foreseen = self._foresee(recorder, shared) if predict else None
@@ -1172,6 +1175,19 @@ class _Pair:
                         sum(blob.size for blob, _, _ in jobs),
                         "unverified" if not self.verify else "by-diff-id" if trusted else "read")
         return analyses[OLD], analyses[NEW], read
+
+    @staticmethod
+    def _hash_inflated_ahead(recorder: _Recorder, ahead: dict[int, LayerReader]) -> bool:
+        """Whether the second side's own compressed layers are hashed beside the first walk
+        too (by a child of their own), to be only inflated, unhashed, when walked. Walked
+        last, each would be inflated and hashed by a child competing with the cataloging of
+        both images. It costs inflating them twice, so only when they are small beside the
+        shared layers whose walk the hashing overlaps (1/8 of their stored bytes: zstd and
+        gzip inflate 4-8x)."""
+        own = sum(reader.blob.size for reader in ahead.values()
+                  if _compression(reader.blob) != "none")
+        walked = sum(layer.reader.blob.size for layer in recorder.layers.values())
+        return 0 < own * 8 <= walked
 
     def _foresee(self, recorder: _Recorder, shared: int) -> _InChild | None:
         """A compressed shared layer cannot be read back cheaply: a same-size file the later

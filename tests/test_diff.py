@@ -669,6 +669,46 @@ def test_a_compressed_shared_layer_hashes_the_foreseeable_candidates_as_it_passe
     assert state.new.digest == fb.sha256(b"new-state\n")
 
 
+def test_a_small_compressed_layer_of_the_second_side_is_hashed_beside_the_first_walk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NEW's own zstd layer, small beside the shared one, is hashed by a child while OLD's
+    walk runs and inflated here when its turn comes (no inflating child of its own); its
+    digests are still checked, and a copy that is not what the config says is refused."""
+    import imgscope.archive.layer as layer_module
+
+    bulk = bytes((i * 7919 + (i >> 8)) % 251 for i in range(300_000))  # poorly compressible
+    base = fb.LayerSpec([fb.file("opt/bulk.bin", bulk), fb.file("etc/state", b"old-state\n")])
+    top = fb.LayerSpec([fb.file("etc/state", b"new-state\n"), fb.file("etc/added", b"x\n")])
+    old_img = fb.build_image(fb.with_compression(fb.ImageSpec([base], tags=("p/old:1",)), "zstd"))
+    new_img = fb.build_image(fb.with_compression(fb.ImageSpec([base, top], tags=("p/new:1",)),
+                                                 "zstd"))
+    old_path = fb.write_tar(tmp_path / "old.tar", fb.oci_layout([old_img]))
+    new_path = fb.write_tar(tmp_path / "new.tar", fb.oci_layout([new_img]))
+    inflated_by_child: list[int] = []
+    real = layer_module.InflateProcess
+
+    def counting(fd, offset, size, *args, **kwargs):
+        inflated_by_child.append(size)
+        return real(fd, offset, size, *args, **kwargs)
+
+    monkeypatch.setattr(layer_module, "InflateProcess", counting)
+    result = diff(old_path, new_path)
+    assert inflated_by_child == [old_img.layers[0].blob.size]  # the shared layer alone
+    own = result.layers[1].new
+    assert own.measured_diff_id == new_img.layers[1].diff_id
+    assert own.uncompressed_size == new_img.layers[1].uncompressed_size
+    assert [(c.path, c.status) for c in result.files] == [
+        ("/etc/added", "added"), ("/etc/state", "changed")]
+    # other bytes stored as NEW's own layer: the hash made beside the first walk refuses them
+    other = fb.zstd_bytes(fb.layer_tar([fb.file("etc/state", b"tampered!\n")]))
+    forged = fb.replace(new_img.layers[1].blob, data=other, size=len(other))
+    liar = fb.replace(new_img, layers=(new_img.layers[0],
+                                       fb.replace(new_img.layers[1], blob=forged)))
+    liar_path = fb.write_tar(tmp_path / "liar.tar", fb.oci_layout([liar]))
+    with pytest.raises(DigestMismatch, match="new image: layer 1"):
+        diff(old_path, liar_path)
+
+
 def test_the_walk_hashes_every_file_until_the_foreseen_set_arrives() -> None:
     """_Foreseen does not make the walk wait for the child reading the later layers' headers:
     until it has answered every regular file counts as foreseen (and is hashed); then only

@@ -190,16 +190,17 @@ class LayerReader:
         # `settle()` waits for it. `result.diff_id` is None until then.
         self.awaiting = None
 
-    def hash_region(self) -> tuple[int, int, int, str] | None:
+    def hash_region(self, inflated: bool = False) -> tuple[int, int, int, str] | None:
         """(fd, offset, size, compression) when this layer is seekable and must be verified:
         such layers are hashed (and inflated for that) by a RegionHasher on the second core,
-        while this process walks the tar without hashing."""
+        while this process walks the tar without hashing. A compressed layer is hashed by
+        the process that inflates it for the walk, unless `inflated`: then the walk inflates
+        it here, unhashed (diff: a layer hashed long before it is walked)."""
         blob = self.blob
         if self.verify and blob.fd is not None and self._pending_digest is None:
             head = FileRegion(blob.fd, blob.offset, blob.size).read(8)
             compression = sniff_compression(head)
-            # A compressed layer is hashed by the process that inflates it for the walk.
-            if compression == "none" or not hasattr(os, "fork"):
+            if compression == "none" or inflated or not hasattr(os, "fork"):
                 return blob.fd, blob.offset, blob.size, compression
         return None
 
