@@ -642,12 +642,10 @@ def test_only_the_paths_later_layers_wrote_are_compared(pair) -> None:
     assert compare_files(old, new, 1, paths=everything) == compare_files(old, new, 1)
 
 
-def test_a_compressed_shared_layer_hashes_the_foreseeable_candidates_as_it_passes(
-        tmp_path: Path) -> None:
-    """Both images zstd: a same-size file NEW's own layer rewrites is foreseen from that
-    layer's headers, and hashed while the shared layer is walked, instead of inflating the
-    shared layer again for it."""
-    bulk = bytes((i * 7919 + (i >> 8)) % 251 for i in range(300_000))  # poorly compressible
+def _zstd_base_and_small_top(tmp_path: Path):
+    """OLD: one zstd layer with a bulk file; NEW: that layer and a small one of its own that
+    rewrites /etc/state with the same size and adds /etc/added. (images, paths)"""
+    bulk = bytes((i * 7919 + (i >> 8)) % 251 for i in range(300_000))
     base = fb.LayerSpec([fb.file("opt/bulk.bin", bulk), fb.file("etc/state", b"old-state\n"),
                          fb.file("etc/other", b"stays\n")])
     top = fb.LayerSpec([fb.file("etc/state", b"new-state\n"), fb.file("etc/added", b"x\n")])
@@ -656,6 +654,15 @@ def test_a_compressed_shared_layer_hashes_the_foreseeable_candidates_as_it_passe
                                                  "zstd"))
     old_path = fb.write_tar(tmp_path / "old.tar", fb.oci_layout([old_img]))
     new_path = fb.write_tar(tmp_path / "new.tar", fb.oci_layout([new_img]))
+    return old_img, new_img, old_path, new_path
+
+
+def test_a_compressed_shared_layer_hashes_the_foreseeable_candidates_as_it_passes(
+        tmp_path: Path) -> None:
+    """Both images zstd: a same-size file NEW's own layer rewrites is foreseen from that
+    layer's headers, and hashed while the shared layer is walked, instead of inflating the
+    shared layer again for it."""
+    old_img, _, old_path, new_path = _zstd_base_and_small_top(tmp_path)
     result = diff(old_path, new_path)
     cc = result.content
     assert cc.candidates == cc.hashed == 1
@@ -676,14 +683,7 @@ def test_a_small_compressed_layer_of_the_second_side_is_hashed_beside_the_first_
     digests are still checked, and a copy that is not what the config says is refused."""
     import imgscope.archive.layer as layer_module
 
-    bulk = bytes((i * 7919 + (i >> 8)) % 251 for i in range(300_000))  # poorly compressible
-    base = fb.LayerSpec([fb.file("opt/bulk.bin", bulk), fb.file("etc/state", b"old-state\n")])
-    top = fb.LayerSpec([fb.file("etc/state", b"new-state\n"), fb.file("etc/added", b"x\n")])
-    old_img = fb.build_image(fb.with_compression(fb.ImageSpec([base], tags=("p/old:1",)), "zstd"))
-    new_img = fb.build_image(fb.with_compression(fb.ImageSpec([base, top], tags=("p/new:1",)),
-                                                 "zstd"))
-    old_path = fb.write_tar(tmp_path / "old.tar", fb.oci_layout([old_img]))
-    new_path = fb.write_tar(tmp_path / "new.tar", fb.oci_layout([new_img]))
+    old_img, new_img, old_path, new_path = _zstd_base_and_small_top(tmp_path)
     inflated_by_child: list[int] = []
     real = layer_module.InflateProcess
 
