@@ -1098,6 +1098,8 @@ class _Pair:
         start_hashing([layer.reader for layer in recorder.layers.values()] + list(ahead.values()),
                       self.checks[first.name].hashers)
         if self._hash_inflated_ahead(recorder, ahead):
+            # Only the compressed ones are left: a reader hashed above has its pending digest
+            # (LayerReader.hash_region), so these get children of their own.
             start_hashing(list(ahead.values()), self.checks[first.name].hashers, inflated=True)
         if shared:
             # Reading the later layers' headers (a child) overlaps importing the catalogers.
