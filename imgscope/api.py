@@ -25,7 +25,7 @@ from imgscope.archive.streams import RegionHasher, pending_digests, reader_chunk
 from imgscope.catalog.base import compile_patterns
 from imgscope.catalog.view import OverlayFileView
 from imgscope.errors import CorruptInput, DigestMismatch, LimitExceeded
-from imgscope.fsfacts import FsFacts, collect_facts
+from imgscope.fsfacts import FactsTally, FsFacts
 from imgscope.model import (
     Extras,
     ImageConfig,
@@ -434,9 +434,10 @@ def _replay(container, resolved: ResolvedImage, readers: list[LayerReader | None
     return analysis
 
 
-def measured(analysis: Analysis) -> tuple[FsFacts, Summary]:
-    """The facts and summary of an analysis's final filesystem (see _analyze_resolved)."""
-    facts = collect_facts(analysis.fs)
+def measured(analysis: Analysis, tally: FactsTally | None = None) -> tuple[FsFacts, Summary]:
+    """The facts and summary of an analysis's final filesystem (see _analyze_resolved), from
+    `tally` when it was counted already."""
+    facts = (tally or FactsTally.of(analysis.fs)).facts()
     return facts, _summary(analysis.fs, analysis.layers, facts, analysis.ref.archive_bytes)
 
 

@@ -91,7 +91,7 @@ from imgscope.attribution import Attribution, attribute
 from imgscope.catalog.base import Cataloger, compile_patterns
 from imgscope.catalog.view import OverlayFileView
 from imgscope.errors import CorruptInput, ImgscopeError, LimitExceeded
-from imgscope.fsfacts import FsFacts
+from imgscope.fsfacts import FactsTally
 from imgscope.model import (
     EntryType,
     Finding,
@@ -99,10 +99,9 @@ from imgscope.model import (
     LayerEntry,
     LayerInfo,
     PathFinding,
-    Summary,
     Warning_,
 )
-from imgscope.overlay import Inode, Node, Overlay
+from imgscope.overlay import Inode, Node, Overlay, path_order_key
 
 SECTIONS = ("layers", "config", "files", "packages", "findings")
 OLD, NEW = "old", "new"
@@ -668,7 +667,7 @@ def content_candidates(old: Analysis, new: Analysis, shared: int,
                 and b.type is EntryType.FILE and a.inode is not None and b.inode is not None
                 and a.size == b.size and a.size and not _same_origin(a.inode, b.inode, shared)):
             out.append((path, a, b))
-    out.sort(key=lambda c: _path_key(c[0]))
+    out.sort(key=lambda c: path_order_key(c[0]))
     return out
 
 
@@ -739,7 +738,7 @@ def compare_files(old: Analysis, new: Analysis, shared: int,
             out.append(FileChange(path, "changed", tuple(changes), content,
                                   _carried(path, b, t_new) - _carried(path, a, t_old), sa, sb,
                                   path in t_new.wasted_paths))
-    out.sort(key=lambda c: _path_key(c.path))
+    out.sort(key=lambda c: path_order_key(c.path))
     return tuple(out)
 
 
@@ -819,11 +818,6 @@ def _carried(path: str, node: Node | None, tree: _Tree) -> int:
     return node.inode.size if not names or names[0] == path else 0
 
 
-def _path_key(path: str) -> tuple[bytes, ...]:
-    # The order of `ls` and Overlay.iter_nodes: depth first, names by their bytes.
-    return tuple(p.encode("utf-8", "surrogateescape") for p in path.split("/"))
-
-
 def group_by_directory(changes: Sequence[FileChange], limit: int = 30) -> list[DirSummary]:
     """File changes rolled up into at most about `limit` directories: the deepest level at
     which they fit (the top level if nothing else does), so 50,000 changes stay readable."""
@@ -847,7 +841,7 @@ def group_by_directory(changes: Sequence[FileChange], limit: int = 30) -> list[D
         g[("added", "removed", "changed").index(change.status)] += 1
         g[3] += change.bytes_delta
     return [DirSummary(path, *g) for path, g in sorted(groups.items(),
-                                                        key=lambda kv: _path_key(kv[0]))]
+                                                        key=lambda kv: path_order_key(kv[0]))]
 
 
 # -- the whole comparison -----------------------------------------------------------------------
@@ -973,8 +967,10 @@ def diff(
                                       predict="files" in sections and hash_content)
         candidates = []
         paths = None
-        if "files" in sections:
+        if "files" in sections or read.replayed_layers:
             paths = changed_paths(old, new, read.shared_prefix)
+        pair.measure(paths)
+        if "files" in sections:
             candidates = content_candidates(old, new, read.shared_prefix, paths)
         digests, layers_read, verdicts = pair.finish(
             old, new, candidates if hash_content else [], read.shared_prefix, post_analysis)
@@ -1012,8 +1008,8 @@ class _Pair:
         self._analyses: dict[str, Analysis] = {}
         self._recorder: _Recorder | None = None
         self._replayed: tuple[_SideIO, _Replayer, Analysis] | None = None
-        # The side whose later stages a child started as soon as it was read (analyze).
-        self._early: tuple[str, _InChild] | None = None
+        self._first = OLD  # the side walked first (analyze): the other starts from its state
+        self._reused = 0  # layers the second side took from the first's walk (a snapshot)
         self._children: list[_InChild] = []  # stopped at the end if never read
 
     def __enter__(self) -> _Pair:
@@ -1142,22 +1138,10 @@ class _Pair:
             if index == shared - 1:
                 starts.append(ReplayStart(overlay.snapshot(), shared, list(history)))
 
-        # The first image's facts, catalogers, attribution and findings need nothing of the
-        # second: a child starts them as soon as its walk ends, beside the second's walk.
-        # (Decided by `catalog`: without a shared prefix, prepare() has not run yet here.)
         analyses[first.name] = self._analyze_side(first, recorder, progress,
                                                   after_layer=snapshot if shared else None,
-                                                  before_walk=self.prepare,
-                                                  measure=not self.catalog)
-        if self.catalog and not self.catalogers:  # no cataloger to hand the measures to
-            analyses[first.name].facts, analyses[first.name].summary = \
-                measured(analyses[first.name])
-        elif self.catalogers:
-            first_analysis, catalogers, advise = analyses[first.name], self.catalogers, \
-                self.advise
-            self._early = (first.name, _InChild(
-                lambda: _later_stages(first_analysis, catalogers, advise, measure=True)))
-            self._children.append(self._early[1])
+                                                  before_walk=self.prepare, measure=False)
+        self._first = first.name
         # Started only now: during the walk the spare core hashes the walked side's layers
         # (the walk waits for those); these are checked last (verify_replayed).
         verifier = _ForkedHashes(jobs)
@@ -1168,10 +1152,12 @@ class _Pair:
             # The other image's files are known now: the second one's compressed layers hash
             # the same-size rewrites of them as they pass (its plain ones note offsets).
             second.capture.digest_also = _FileOf(analyses[first.name].fs)
+        # Both are measured by measure(), the second from the first (FactsTally.derive).
         analyses[second.name] = self._analyze_side(second, replayer, progress,
                                                    start=starts[0] if starts else None,
-                                                   hashed=ahead)
+                                                   hashed=ahead, measure=False)
         self._replayed = (second, replayer, analyses[second.name])
+        self._reused = shared
         replayed = [analyses[first.name].layers[i].uncompressed_size for i in range(shared)]
         read = ReadCost(common, first.name if shared else None, shared, sum(replayed),
                         sum(blob.size for blob, _, _ in jobs),
@@ -1304,6 +1290,21 @@ class _Pair:
         self._analyses[side.name] = analysis
         return analysis
 
+    def measure(self, paths: Collection[str] | None) -> None:
+        """The facts and summary of both images. When the image walked second started from
+        the first's state (a snapshot), its index and its facts are the first's with `paths`
+        (changed_paths: every path that can differ) looked at again (Overlay.index_from,
+        FactsTally.derive): what the second image adds costs what it changed."""
+        first = self._analyses[self._first]
+        second = self._analyses[NEW if self._first == OLD else OLD]
+        tally = FactsTally.of(first.fs)
+        first.facts, first.summary = measured(first, tally)
+        derived = None
+        if self._reused and paths is not None:
+            second.fs.index_from(first.fs, paths)
+            derived = tally.derive(first.fs, second.fs, paths)
+        second.facts, second.summary = measured(second, derived)
+
     def settle(self) -> None:
         """Wait for the digests of the walked layers (hashed by other processes while
         everything else ran) and check them; the shared layers' readers first, whose results
@@ -1324,31 +1325,24 @@ class _Pair:
                post_analysis: PostAnalysis | None
                ) -> tuple[dict[int, str], tuple[tuple[str, int, int, int, int, int], ...],
                           dict[tuple[int, int], bool]]:
-        """Catalog both images and read the content candidates (pass two). The image read
-        first was cataloged by a child started when its walk ended (analyze); this process
-        catalogs the other, then reads the candidates that must be hashed, and compares
-        those in plain layers byte for byte. Only packages and findings come back from the
-        child."""
+        """Catalog both images, then read the content candidates (pass two): hash those that
+        must be hashed, and compare those in plain layers byte for byte. One process, one
+        image after the other: run side by side in two processes, the later stages took as
+        long as run one after the other here (both are bound by memory access, not by a
+        core), and cost a fork and copy-on-write faults on every page either touches."""
         plan = self._digest_plan(old, new, candidates, shared)
-        early_side = self._early[0] if self._early is not None else None
-        later: dict[str, _Later] = {}
-        for name, analysis in ((OLD, old), (NEW, new)):
-            if self.catalogers and name != early_side:
-                later[name] = _later_stages(analysis, self.catalogers, self.advise)
+        if self.catalogers:
+            order = (old, new) if self._first == OLD else (new, old)
+            for analysis in order:
+                _later_stages(analysis, self.catalogers, self.advise)
         reads = self._read_digests(plan)
         verdicts, compared = _compare_planned(plan)
-        if self._early is not None:
-            later[self._early[0]] = self._early[1].result()
         for analysis, name in ((old, OLD), (new, NEW)):
-            side = self.sides[name]
-            done = later.get(name)
-            if done is not None:
-                done.apply(analysis)
-                spool = side.capture.spool
-                if spool is not None and spool.skipped:
-                    analysis.warnings.append(Warning_(
-                        "spool-limit", f"{spool.skipped} executables were not inspected "
-                                       "(spool limit reached)"))
+            spool = self.sides[name].capture.spool
+            if self.catalogers and spool is not None and spool.skipped:
+                analysis.warnings.append(Warning_(
+                    "spool-limit", f"{spool.skipped} executables were not inspected "
+                                   "(spool limit reached)"))
             if post_analysis is not None:
                 post_analysis(analysis, OverlayFileView(analysis.fs))
         digests, layers_read = self._apply_digests(plan, reads, compared)
@@ -1660,48 +1654,20 @@ def _outcome(func: Callable[[], object]) -> tuple[str, object]:
         return "error", exc
 
 
-@dataclass
-class _Later:
-    """What the stages after reading add to an analysis: picklable, so that a child can
-    compute them for one side (the overlay stays where it is)."""
-
-    attribution: Attribution
-    warnings: list[Warning_]
-    findings: list[Finding]
-    measures: tuple[FsFacts, Summary] | None = None  # when they were left to this stage
-
-    def apply(self, analysis: Analysis) -> None:
-        analysis.attribution = self.attribution
-        analysis.warnings.extend(self.warnings)
-        analysis.extras.findings = list(self.findings)
-        if self.measures is not None:
-            analysis.facts, analysis.summary = self.measures
-
-
-def _later_stages(analysis: Analysis, catalogers: Sequence[Cataloger], advise: bool,
-                  measure: bool = False) -> _Later:
+def _later_stages(analysis: Analysis, catalogers: Sequence[Cataloger], advise: bool) -> None:
     """What api.analyze does after reading (kept in step with it): catalog, attribute, and
     (with `advise`) build-tool findings, without the recommendations (a diff compares
-    findings; recommending costs ~30 ms a side). With `measure`, first the facts and
-    summary the walk left out (api.measured). Sets the analysis's attribution and extras
-    (and measures), and returns them with the warnings it added."""
-    measures = None
-    if measure:
-        measures = analysis.facts, analysis.summary = measured(analysis)
+    findings; recommending costs ~30 ms a side). Into the analysis, warnings included."""
     packages, warnings = run_catalogers(catalogers, analysis.fs)
     result = attribute(analysis.fs, packages, analysis.fs.wasted, len(analysis.layers))
     # No attribution.record_layer_changes: a diff shows no per-layer removals or upgrades
     # (~35 ms a side on a Debian image).
-    added = [Warning_("catalog", w) for w in (*warnings, *result.warnings)]
+    analysis.warnings.extend(Warning_("catalog", w) for w in (*warnings, *result.warnings))
     analysis.attribution = result
     if advise:
         from imgscope.analyze.recommend import apply_findings
 
-        before = len(analysis.warnings)
         apply_findings(analysis, OverlayFileView(analysis.fs))
-        added += analysis.warnings[before:]
-        del analysis.warnings[before:]  # handed back with the others, added once by apply
-    return _Later(result, added, list(analysis.extras.findings), measures)
 
 
 def _side_of_resolved(resolved: ResolvedImage) -> Side:

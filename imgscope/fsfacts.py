@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import heapq
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from imgscope.model import EntryType
-from imgscope.overlay import Overlay
+from imgscope.overlay import Overlay, path_order_key
 
 TOP = 20
 
@@ -46,56 +47,142 @@ class FsFacts:
 
 
 def collect_facts(fs: Overlay) -> FsFacts:
-    facts = FsFacts()
-    index = fs.index()  # built once and reused downstream
-    seen_inodes: set[int] = set()
-    # Bytes of the files directly in each directory, summed up the tree afterwards: once per
-    # directory rather than once per file and ancestor.
-    direct: dict[str, int] = {}
-    files: list[tuple[int, str, int]] = []
-    setuid, world_writable = facts.setuid, facts.world_writable
-    file_type, dir_type = EntryType.FILE, EntryType.DIR
-    for path, node in index.items():
-        etype = node.type
-        if etype is file_type:
-            inode = node.inode
-            if inode is None:
-                continue
-            if inode.links > 1:  # a hard-linked file counts once, at its first name
-                key = id(inode)
-                if key in seen_inodes:
+    return FactsTally.of(fs).facts()
+
+
+class FactsTally:
+    """What collect_facts counts path by path, before the rankings: kept so that the facts of
+    a twin tree (diff's second image, a snapshot of this one with layers of its own) cost
+    what its changed paths are (`derive`), not another pass over every path."""
+
+    def __init__(self, files: dict[str, tuple[int, int]], direct: dict[str, list[int]],
+                 setuid: list[ModePath], world_writable: list[ModePath], entries: int) -> None:
+        self.files = files  # path -> (size, layer): regular files, a hard link at its first name
+        self.direct = direct  # directory -> [bytes, files] of the files directly in it
+        self.setuid = setuid
+        self.world_writable = world_writable
+        self.entries = entries
+
+    @classmethod
+    def of(cls, fs: Overlay) -> FactsTally:
+        index = fs.index()  # built once and reused downstream
+        seen_inodes: set[int] = set()
+        files: dict[str, tuple[int, int]] = {}
+        # Bytes of the files directly in each directory, summed up the tree afterwards: once
+        # per directory rather than once per file and ancestor.
+        direct: dict[str, list[int]] = {}
+        setuid: list[ModePath] = []
+        world_writable: list[ModePath] = []
+        file_type, dir_type = EntryType.FILE, EntryType.DIR
+        for path, node in index.items():  # _count, inlined: this loop visits every path
+            etype = node.type
+            if etype is file_type:
+                inode = node.inode
+                if inode is None:
                     continue
-                seen_inodes.add(key)
-            size = inode.size
-            files.append((size, path, node.layer))
-            parent = path.rpartition("/")[0]
-            if parent:
-                direct[parent] = direct.get(parent, 0) + size
-            mode = node.mode
-            if mode & 0o6002:
-                if mode & 0o6000:
-                    setuid.append(ModePath(path, mode, node.uid, node.gid, etype.value))
-                if mode & 0o002:
-                    world_writable.append(ModePath(path, mode, node.uid, node.gid, etype.value))
-        elif etype is dir_type and node.mode & 0o002 and not node.mode & 0o1000:
-            # A world-writable directory without the sticky bit lets anyone replace files.
-            world_writable.append(ModePath(path, node.mode, node.uid, node.gid, etype.value))
-    dir_bytes = dict(direct)
-    for directory, size in direct.items():
-        parent = directory.rpartition("/")[0]
-        while parent:
-            dir_bytes[parent] = dir_bytes.get(parent, 0) + size
-            parent = parent.rpartition("/")[0]
-    facts.final_entries = len(index)
-    facts.final_files = len(files)
-    facts.final_bytes = sum(size for size, _, _ in files)
-    # (size, path) never ties, so the tuples compare without reaching the layer.
-    facts.biggest_files = [SizedPath(p, s, layer) for s, p, layer in heapq.nlargest(TOP, files)]
-    facts.biggest_dirs = [
-        SizedPath(p, s)
-        for p, s in heapq.nlargest(TOP, dir_bytes.items(), key=lambda item: (item[1], item[0]))
-    ]
-    facts.bytes_by_top_dir = {
-        p: s for p, s in sorted(dir_bytes.items()) if p.count("/") == 1
-    }
-    return facts
+                if inode.links > 1:  # a hard-linked file counts once, at its first name
+                    key = id(inode)
+                    if key in seen_inodes:
+                        continue
+                    seen_inodes.add(key)
+                size = inode.size
+                files[path] = (size, node.layer)
+                counts = direct.get(path.rpartition("/")[0] or "/")
+                if counts is None:
+                    direct[path.rpartition("/")[0] or "/"] = [size, 1]
+                else:
+                    counts[0] += size
+                    counts[1] += 1
+                mode = node.mode
+                if mode & 0o6002:
+                    if mode & 0o6000:
+                        setuid.append(ModePath(path, mode, node.uid, node.gid, etype.value))
+                    if mode & 0o002:
+                        world_writable.append(ModePath(path, mode, node.uid, node.gid,
+                                                       etype.value))
+            elif etype is dir_type and node.mode & 0o002 and not node.mode & 0o1000:
+                _count(path, node, 0, files, direct, setuid, world_writable)
+        return cls(files, direct, setuid, world_writable, len(index))
+
+    def derive(self, origin: Overlay, twin: Overlay, changed: Collection[str]
+               ) -> FactsTally | None:
+        """The tally of `twin`, whose final tree differs from `origin`'s (this tally's) only
+        at `changed` (diff.changed_paths): what this tally says of those paths is taken back,
+        and what `twin` holds there is counted instead. None when one of them is a hard link
+        on either side (a group is counted at its first name in the order of the whole
+        tree)."""
+        for fs in (origin, twin):
+            for path in changed:
+                node = fs.get(path)
+                if node is not None and node.inode is not None and node.inode.links > 1:
+                    return None
+        files = dict(self.files)
+        direct = {d: list(counts) for d, counts in self.direct.items()}
+        for path in changed:
+            old = files.pop(path, None)
+            if old is not None:
+                counts = direct[path.rpartition("/")[0] or "/"]
+                counts[0] -= old[0]
+                counts[1] -= 1
+        setuid = [m for m in self.setuid if m.path not in changed]
+        world_writable = [m for m in self.world_writable if m.path not in changed]
+        index = twin.index()
+        file_type = EntryType.FILE
+        for path in changed:
+            node = index.get(path)
+            if node is None:
+                continue
+            if node.type is file_type and node.inode is not None:
+                _count(path, node, node.inode.size, files, direct, setuid, world_writable)
+            elif node.type is EntryType.DIR and node.mode & 0o002 and not node.mode & 0o1000:
+                _count(path, node, 0, files, direct, setuid, world_writable)
+        direct = {d: counts for d, counts in direct.items() if counts[1]}
+        setuid.sort(key=lambda m: path_order_key(m.path))  # the order of the index, as of()
+        world_writable.sort(key=lambda m: path_order_key(m.path))
+        return FactsTally(files, direct, setuid, world_writable, len(index))
+
+    def facts(self) -> FsFacts:
+        facts = FsFacts(setuid=list(self.setuid), world_writable=list(self.world_writable))
+        dir_bytes: dict[str, int] = {}
+        for directory, (size, _) in self.direct.items():
+            if directory == "/":
+                continue
+            dir_bytes[directory] = dir_bytes.get(directory, 0) + size
+            parent = directory.rpartition("/")[0]
+            while parent:
+                dir_bytes[parent] = dir_bytes.get(parent, 0) + size
+                parent = parent.rpartition("/")[0]
+        facts.final_entries = self.entries
+        facts.final_files = len(self.files)
+        facts.final_bytes = sum(size for size, _ in self.files.values())
+        # (size, path) never ties, so the tuples compare without reaching the layer.
+        facts.biggest_files = [SizedPath(p, s, layer) for s, p, layer in heapq.nlargest(
+            TOP, ((s, p, layer) for p, (s, layer) in self.files.items()))]
+        facts.biggest_dirs = [
+            SizedPath(p, s)
+            for p, s in heapq.nlargest(TOP, dir_bytes.items(), key=lambda item: (item[1], item[0]))
+        ]
+        facts.bytes_by_top_dir = {
+            p: s for p, s in sorted(dir_bytes.items()) if p.count("/") == 1
+        }
+        return facts
+
+
+def _count(path: str, node, size: int, files: dict[str, tuple[int, int]],
+           direct: dict[str, list[int]], setuid: list[ModePath],
+           world_writable: list[ModePath]) -> None:
+    """One path into a tally: a regular file (counted), or a world-writable directory."""
+    mode = node.mode
+    if node.type is EntryType.DIR:
+        # A world-writable directory without the sticky bit lets anyone replace files.
+        world_writable.append(ModePath(path, mode, node.uid, node.gid, node.type.value))
+        return
+    files[path] = (size, node.layer)
+    counts = direct.setdefault(path.rpartition("/")[0] or "/", [0, 0])
+    counts[0] += size
+    counts[1] += 1
+    if mode & 0o6002:
+        if mode & 0o6000:
+            setuid.append(ModePath(path, mode, node.uid, node.gid, node.type.value))
+        if mode & 0o002:
+            world_writable.append(ModePath(path, mode, node.uid, node.gid, node.type.value))

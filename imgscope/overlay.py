@@ -16,8 +16,9 @@ shipped it. Nothing here reads a tar: the input is LayerEntry metadata.
 
 from __future__ import annotations
 
+import bisect
 import posixpath
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 from imgscope.archive.layer import whiteout_target
@@ -155,6 +156,7 @@ class Overlay:
         self._index: dict[str, Node] | None = None
         # id(shared inode) -> (that inode, this overlay's copy of it)
         self._inode_copies: dict[int, tuple[Inode, Inode]] = {}
+        self._unshared = False  # _unshare_all ran: no node is shared with a snapshot's twin
 
     def snapshot(self) -> Overlay:
         """An independent copy of the current state: applying layers to it or to this one
@@ -175,6 +177,7 @@ class Overlay:
         copy._layer = self._layer
         copy._layer_paths = {}
         copy._index = None
+        copy._unshared = False
         # Every node so far is now shared: neither side owns it. Each takes a root of its own.
         for overlay in (self, copy):
             overlay._token = object()
@@ -218,6 +221,7 @@ class Overlay:
         """Copy every node and inode still shared with another overlay (the fallback for
         changes path copying cannot confine; iteratively: hostile trees nest deep)."""
         self._parent_cache = None
+        self._unshared = True
         token = self._token
         todo = [self.root]
         while todo:
@@ -577,12 +581,56 @@ class Overlay:
             self._index = dict(self.iter_nodes())
         return self._index
 
+    def index_from(self, twin: Overlay, changed: Collection[str]) -> dict[str, Node]:
+        """index(), built from the index of `twin`: the overlay this one was snapshot from,
+        or its snapshot, each with layers of its own applied since. `changed` must hold every
+        path at which the two trees may differ (diff.changed_paths: those a layer applied
+        after the snapshot wrote on either side, and those one side lacks). Every other path
+        holds the one node both share (copy on write), so only `changed` and the directories
+        above them are looked up: ~1 ms for a one-package change of a 17k-path tree, against
+        ~20 ms for the walk. Built in full when nodes stopped being shared (_unshare_all) or
+        when `changed` is a large part of the tree."""
+        if self._index is not None:
+            return self._index
+        theirs = twin._index
+        if theirs is None or self._unshared or twin._unshared or len(changed) * 4 > len(theirs):
+            return self.index()
+        touched = set(changed)
+        for path in changed:  # the directories above a change are copies (path copying)
+            parent = path.rpartition("/")[0]
+            while parent and parent not in touched:
+                touched.add(parent)
+                parent = parent.rpartition("/")[0]
+        index = dict(theirs)
+        added: dict[str, Node] = {}
+        for path in touched:
+            node = self._tree_get(path)
+            if node is None:
+                index.pop(path, None)
+            elif path in index:
+                index[path] = node  # in place: a path keeps its position in the order
+            else:
+                added[path] = node
+        if len(added) > 256:  # each insertion moves the list: a walk is cheaper then
+            return self.index()
+        if added:
+            order = list(index)
+            for path in sorted(added, key=path_order_key):
+                order.insert(bisect.bisect(order, path_order_key(path), key=path_order_key),
+                             path)
+            index = {path: index[path] if path in index else added[path] for path in order}
+        self._index = index
+        return index
+
     def get(self, path: str) -> Node | None:
         """The node at an absolute path, without following a final symlink."""
         if path == "/":
             return self.root
         if self._index is not None:
             return self._index.get(path)
+        return self._tree_get(path)
+
+    def _tree_get(self, path: str) -> Node | None:
         node = self.root
         for name in path.strip("/").split("/"):
             if node.children is None:
@@ -606,6 +654,11 @@ def _copy_node(node: Node, owner: object) -> Node:
     twin.inode = node.inode
     twin.owner = owner
     return twin
+
+
+def path_order_key(path: str) -> tuple[bytes, ...]:
+    """The order of index() and iter_nodes (and of `ls`): depth first, names by their bytes."""
+    return tuple(p.encode("utf-8", "surrogateescape") for p in path.split("/"))
 
 
 def _sort_key(name: str) -> bytes:

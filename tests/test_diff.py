@@ -737,3 +737,85 @@ def test_the_walk_hashes_every_file_until_the_foreseen_set_arrives() -> None:
     failed = Child(CorruptInput("zstd data is corrupt"))
     failed.done = True
     assert ("/etc/state", 10) not in _Foreseen(failed)  # type: ignore[arg-type]
+
+
+# A base large enough that the second side's index is built from the first's (at most a
+# quarter of the paths changed), and own layers without hard links (a hard link among the
+# changed paths makes changed_paths index both trees in full).
+BIG_BASE = fb.LayerSpec(BASE.members + [fb.directory("opt/filler")]
+                        + [fb.file(f"opt/filler/f{i:03}", b"%d" % i,
+                                   mode=0o4755 if i in (11, 12) else 0o644) for i in range(150)]
+                        + [fb.file("opt/ww", b"w", mode=0o666)],
+                        created_by=BASE.created_by)
+NEW_OWN = fb.LayerSpec([m for m in CHANGES.members if m.name not in ("etc/keep-link",
+                                                                     "etc/pair2")]
+                       + [fb.file("opt/filler/f0505", b"between f050 and f051"),
+                          fb.file("opt/filler/f010", b"now setuid", mode=0o4755),
+                          fb.file("opt/filler/f011", b"no longer", mode=0o644),
+                          fb.directory("opt/open", mode=0o777)],
+                       created_by=CHANGES.created_by)
+OLD_OWN = fb.LayerSpec(
+    [
+        fb.file("etc/grow", b"abcd"),
+        fb.file("etc/old-only", b"o" * 50),
+        fb.directory("data/extra"),
+        fb.file("data/extra/f", b"f" * 5),
+        fb.opaque("usr/share/doc"),
+        fb.whiteout("app"),
+        fb.whiteout("opt/filler/f007"),
+        fb.whiteout("opt/ww"),
+        fb.file("opt/filler/f012", b"12", mode=0o2755),
+    ],
+    created_by="/bin/sh -c old's own layer",
+)
+# Removes one name of a hard-link group that the shared layer made: NEW's tree can no longer
+# share nodes with OLD's (Overlay._unshare_all).
+LINKED_BASE = fb.LayerSpec(BIG_BASE.members + [fb.file("etc/a", b"a" * 40),
+                                               fb.hardlink("etc/b", "etc/a")])
+UNLINK = fb.LayerSpec([fb.whiteout("etc/b"), fb.file("etc/d", b"d")])
+
+
+@pytest.mark.parametrize(("shape", "walks"), [
+    ("new-adds", 1), ("old-adds", 1), ("both-own", 1), ("hard-links", 2), ("unshared", 2)])
+def test_the_second_index_and_facts_built_from_the_first_are_the_walked_ones(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str, walks: int) -> None:
+    """The side walked second takes the first side's index and looks up only the changed
+    paths (Overlay.index_from): the same paths in the same order as a walk of its own tree,
+    each with the very node of that tree, or the diff would compare the wrong nodes. Where
+    it cannot (hard links changed, nodes unshared) both trees are walked. Its facts, taken
+    from the first side's tally (FactsTally.derive), are those of a full count."""
+    from imgscope.fsfacts import collect_facts
+    from imgscope.overlay import Overlay
+
+    base, own = fb.ImageSpec([BIG_BASE], tags=("i/base:1",)), \
+        fb.ImageSpec([BIG_BASE, NEW_OWN], tags=("i/new:1",))
+    specs = {
+        "new-adds": (base, own),
+        "old-adds": (own, base),
+        "both-own": (fb.ImageSpec([BIG_BASE, OLD_OWN], tags=("i/old:1",)), own),
+        "hard-links": (base, fb.ImageSpec([BIG_BASE, CHANGES], tags=("i/links:1",))),
+        "unshared": (fb.ImageSpec([LINKED_BASE], tags=("l/a:1",)),
+                     fb.ImageSpec([LINKED_BASE, UNLINK], tags=("l/b:1",))),
+    }[shape]
+    paths = [fb.write_image(tmp_path / f"{n}.tar", s) for n, s in zip("ab", specs, strict=True)]
+    walk = Overlay.iter_nodes
+    counted = []
+    monkeypatch.setattr(Overlay, "iter_nodes", lambda self: counted.append(1) or walk(self))
+    seen: list[int] = []
+    facts: list = []
+
+    def check(analysis, _view) -> None:
+        seen.append(len(counted))
+        built = list(analysis.fs.index().items())
+        walked = list(walk(analysis.fs))
+        assert [p for p, _ in built] == [p for p, _ in walked]
+        assert all(a is b for (_, a), (_, b) in zip(built, walked, strict=True))
+        facts.append(analysis.facts)
+        assert analysis.facts == collect_facts(analysis.fs)
+
+    result = diff(*paths, post_analysis=check)
+    assert result.read.replayed_layers == 1 and result.differs
+    assert seen == [walks, walks]  # both indexes were built before the first check ran
+    if shape in ("new-adds", "old-adds", "both-own"):  # NEW_OWN's mode changes, counted
+        suid = {side: {m.path for m in f.setuid} for side, f in zip("ab", facts, strict=True)}
+        assert suid["a"] ^ suid["b"] >= {"/opt/filler/f010", "/opt/filler/f011"}
