@@ -214,11 +214,12 @@ def later_stage_patterns(catalogers: Sequence[Cataloger], advise: bool) -> list[
     return patterns
 
 
-def run_catalogers(catalogers: Sequence[Cataloger], fs: Overlay) -> tuple[list[Package],
-                                                                          list[str]]:
+def run_catalogers(catalogers: Sequence[Cataloger], fs: Overlay, memo: dict | None = None
+                   ) -> tuple[list[Package], list[str]]:
     """Every cataloger over the final filesystem, in order. A cataloger that fails is a
-    warning: the other ecosystems are still reported."""
-    view = OverlayFileView(fs)
+    warning: the other ecosystems are still reported. `memo`: what catalogers read out of
+    files, kept per file (OverlayFileView.remember) for another run over a twin tree."""
+    view = OverlayFileView(fs, memo)
     packages: list[Package] = []
     warnings: list[str] = []
     for cataloger in catalogers:

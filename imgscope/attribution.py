@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import posixpath
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from imgscope.catalog.base import Cataloger, FileInfo, MemoryFileView
 from imgscope.model import EntryType, Package, WastedFile
 from imgscope.overlay import Overlay
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +188,10 @@ class _RecordingView:
     def open(self, path: str) -> BinaryIO | None:
         self.asked.add(path)
         return self._files.open(path)
+
+    def remember(self, path: str, kind: str, compute: Callable[[], _T]) -> _T:
+        self.asked.add(path)
+        return self._files.remember(path, kind, compute)
 
 
 def package_key(package: Package) -> str:

@@ -1333,8 +1333,9 @@ class _Pair:
         plan = self._digest_plan(old, new, candidates, shared)
         if self.catalogers:
             order = (old, new) if self._first == OLD else (new, old)
+            memo: dict = {}  # per file, what the catalogers read of it: once for both images
             for analysis in order:
-                _later_stages(analysis, self.catalogers, self.advise)
+                _later_stages(analysis, self.catalogers, self.advise, memo)
         reads = self._read_digests(plan)
         verdicts, compared = _compare_planned(plan)
         for analysis, name in ((old, OLD), (new, NEW)):
@@ -1654,11 +1655,13 @@ def _outcome(func: Callable[[], object]) -> tuple[str, object]:
         return "error", exc
 
 
-def _later_stages(analysis: Analysis, catalogers: Sequence[Cataloger], advise: bool) -> None:
+def _later_stages(analysis: Analysis, catalogers: Sequence[Cataloger], advise: bool,
+                  memo: dict) -> None:
     """What api.analyze does after reading (kept in step with it): catalog, attribute, and
     (with `advise`) build-tool findings, without the recommendations (a diff compares
-    findings; recommending costs ~30 ms a side). Into the analysis, warnings included."""
-    packages, warnings = run_catalogers(catalogers, analysis.fs)
+    findings; recommending costs ~30 ms a side). Into the analysis, warnings included.
+    `memo` is shared by both images (run_catalogers)."""
+    packages, warnings = run_catalogers(catalogers, analysis.fs, memo)
     result = attribute(analysis.fs, packages, analysis.fs.wasted, len(analysis.layers))
     # No attribution.record_layer_changes: a diff shows no per-layer removals or upgrades
     # (~35 ms a side on a Debian image).

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, TypeVar
 
 from imgscope.model import Package
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,13 @@ class FileView(Protocol):
 
     def open(self, path: str) -> BinaryIO | None:
         """A seekable binary stream of a large file kept for inspection (ELF), else None."""
+        ...
+
+    def remember(self, path: str, kind: str, compute: Callable[[], _T]) -> _T:
+        """compute(): what a cataloger reads out of the file at `path` (`kind` names what),
+        which must depend on the file's bytes alone (not on its path). A view may keep it
+        for those bytes: `imgscope diff` gives both images' views one memo, so that a file
+        they share (the same node) is read once, not once per image."""
         ...
 
 
@@ -194,3 +203,6 @@ class MemoryFileView:
 
         data = self._files.get(path)
         return io.BytesIO(data) if data is not None else None
+
+    def remember(self, path: str, kind: str, compute: Callable[[], _T]) -> _T:
+        return compute()

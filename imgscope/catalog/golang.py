@@ -238,6 +238,16 @@ def packages_for(binary: str, info: GoBuildInfo) -> list[Package]:
     return pkgs
 
 
+def _buildinfo(files: FileView, path: str) -> GoBuildInfo | None:
+    """The Go build info of the ELF at `path`, or None."""
+    stream = files.open(path)
+    if stream is None:
+        return None
+    with stream:
+        elf = ElfImage.parse(stream)
+        return read_buildinfo(elf) if elf is not None else None
+
+
 def _purl(module: str, version: str) -> str:
     namespace, _, name = module.rpartition("/")
     return make_purl("golang", name, None if version == "(devel)" else version, namespace or None)
@@ -251,14 +261,7 @@ class GoBinaryCataloger:
     def catalog(self, files: FileView) -> CatalogResult:
         result = CatalogResult()
         for path in programs(files, MIN_SIZE):
-            stream = files.open(path)
-            if stream is None:
-                continue
-            with stream:
-                elf = ElfImage.parse(stream)
-                if elf is None:
-                    continue
-                info = read_buildinfo(elf)
+            info = files.remember(path, self.name, lambda path=path: _buildinfo(files, path))
             if info is None:
                 continue
             if not info.main and not info.path:

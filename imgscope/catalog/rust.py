@@ -100,15 +100,22 @@ class RustBinaryCataloger:
     def catalog(self, files: FileView) -> CatalogResult:
         result = CatalogResult()
         for path in programs(files, 1024):
-            stream = files.open(path)
-            if stream is None:
+            found = files.remember(path, self.name, lambda path=path: _dependencies(files, path))
+            if found is None:
                 continue
-            with stream:
-                elf = ElfImage.parse(stream)
-                data = elf.section_data(SECTION) if elf is not None else None
-            if data is None:
-                continue
-            crates, warnings = parse_dep_v0(data)
+            crates, warnings = found
             result.warnings.extend(f"rust: {path}: {w}" for w in warnings)
             result.packages.extend(packages_for(path, crates))
         return result
+
+
+def _dependencies(files: FileView, path: str) -> tuple[list[Crate], list[str]] | None:
+    """The crates (and warnings) of the cargo-auditable section of the ELF at `path`, or None
+    for a file without one."""
+    stream = files.open(path)
+    if stream is None:
+        return None
+    with stream:
+        elf = ElfImage.parse(stream)
+        data = elf.section_data(SECTION) if elf is not None else None
+    return parse_dep_v0(data) if data is not None else None

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+from collections.abc import Callable, Iterable, Iterator
+from typing import BinaryIO, TypeVar
 
 from imgscope.catalog.base import FileInfo
 from imgscope.model import EntryType
 from imgscope.overlay import Node, Overlay
 
 MAX_READ = 256 * 1024 * 1024
+_T = TypeVar("_T")
 
 
 class RegionFile(io.RawIOBase):
@@ -47,9 +48,12 @@ class RegionFile(io.RawIOBase):
 class OverlayFileView:
     files_only = False
 
-    def __init__(self, fs: Overlay) -> None:
+    def __init__(self, fs: Overlay, memo: dict | None = None) -> None:
         self._fs = fs
         self._nodes = fs.index()
+        # (kind, id(inode)) -> (inode, result): see remember(). The inode is kept with its
+        # result so that its id cannot be reused by another inode while the memo lives.
+        self._memo = memo
 
     def _node(self, path: str) -> Node | None:
         """The node at `path`, following symlinks (the final one too)."""
@@ -103,3 +107,16 @@ class OverlayFileView:
         if ref is None:
             return None
         return io.BufferedReader(RegionFile(ref[0], ref[1], node.inode.size))  # type: ignore[return-value]
+
+    def remember(self, path: str, kind: str, compute: Callable[[], _T]) -> _T:
+        """compute(), kept per inode in the memo this view was given (one per diff: what a
+        cataloger read out of a file the second image shares with the first is not read
+        again); without a memo, computed every time."""
+        node = self._node(path) if self._memo is not None else None
+        if node is None or node.inode is None:
+            return compute()
+        key = (kind, id(node.inode))
+        known = self._memo.get(key)  # type: ignore[union-attr]
+        if known is None:
+            known = self._memo[key] = (node.inode, compute())  # type: ignore[index]
+        return known[1]

@@ -105,3 +105,34 @@ def test_scalibr_no_deps_and_trivy(corpus_data, make_view):
 def test_non_rust_files_yield_nothing(corpus_data, make_view):
     for rel in ("bin/rust/NEGATIVE-scalibr-not_binary", "bin/go/trivy-go-test.elf"):
         assert RustBinaryCataloger().catalog(_binary(corpus_data, make_view, rel)).packages == []
+
+
+def test_a_diff_reads_a_binary_both_images_share_once(elf, tmp_path, monkeypatch):
+    """Both images' catalogers share one memo (OverlayFileView.remember): the binary the
+    shared layer shipped is read on the first image only; the one the second image's own
+    layer rewrote is read again, and its new crate versions are the diff's package changes."""
+    import imgscope_fixtures_build as fb
+
+    from imgscope.catalog import rust
+    from imgscope.diff import diff
+
+    def binary(serde: str) -> bytes:
+        deps = {"packages": [{"name": "tool", "version": "1.0.0", "source": "local",
+                              "root": True, "dependencies": [1]},
+                             {"name": "serde", "version": serde, "source": "crates.io"}]}
+        return elf({".text": b"\xc3" * 2048, ".dep-v0": zlib.compress(json.dumps(deps).encode())})
+
+    base = fb.LayerSpec([fb.directory("usr"), fb.directory("usr/bin"),
+                         fb.file("usr/bin/app", binary("1.0.100"), mode=0o755),
+                         fb.file("usr/bin/tool", binary("1.0.150"), mode=0o755)])
+    top = fb.LayerSpec([fb.file("usr/bin/tool", binary("1.0.193"), mode=0o755)])
+    old = fb.write_image(tmp_path / "old.tar", fb.ImageSpec([base], tags=("r/old:1",)))
+    new = fb.write_image(tmp_path / "new.tar", fb.ImageSpec([base, top], tags=("r/new:1",)))
+    read: list[str] = []
+    real = rust._dependencies
+    monkeypatch.setattr(rust, "_dependencies",
+                        lambda files, path: read.append(path) or real(files, path))
+    result = diff(old, new)
+    assert sorted(read) == ["/usr/bin/app", "/usr/bin/tool", "/usr/bin/tool"]
+    changed = {(c.status, c.name, c.old_version, c.new_version) for c in result.packages}
+    assert ("version", "serde", "1.0.150", "1.0.193") in changed
