@@ -17,6 +17,7 @@ shipped it. Nothing here reads a tar: the input is LayerEntry metadata.
 from __future__ import annotations
 
 import bisect
+import itertools
 import posixpath
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -587,7 +588,7 @@ class Overlay:
         path at which the two trees may differ (diff.changed_paths: those a layer applied
         after the snapshot wrote on either side, and those one side lacks). Every other path
         holds the one node both share (copy on write), so only `changed` and the directories
-        above them are looked up: ~1 ms for a one-package change of a 17k-path tree, against
+        above them are looked up: ~3 ms for a one-package change of a 17k-path tree, against
         ~20 ms for the walk. Built in full when nodes stopped being shared (_unshare_all) or
         when `changed` is a large part of the tree."""
         if self._index is not None:
@@ -613,12 +614,18 @@ class Overlay:
                 added[path] = node
         if len(added) > 256:  # each insertion moves the list: a walk is cheaper then
             return self.index()
-        if added:
+        if added:  # spliced in where a walk would meet them
             order = list(index)
+            items = iter(index.items())
+            spliced: dict[str, Node] = {}
+            start = 0
             for path in sorted(added, key=path_order_key):
-                order.insert(bisect.bisect(order, path_order_key(path), key=path_order_key),
-                             path)
-            index = {path: index[path] if path in index else added[path] for path in order}
+                at = bisect.bisect(order, path_order_key(path), key=path_order_key)
+                spliced.update(itertools.islice(items, at - start))
+                spliced[path] = added[path]
+                start = at
+            spliced.update(items)
+            index = spliced
         self._index = index
         return index
 
@@ -656,9 +663,11 @@ def _copy_node(node: Node, owner: object) -> Node:
     return twin
 
 
-def path_order_key(path: str) -> tuple[bytes, ...]:
-    """The order of index() and iter_nodes (and of `ls`): depth first, names by their bytes."""
-    return tuple(p.encode("utf-8", "surrogateescape") for p in path.split("/"))
+def path_order_key(path: str) -> bytes:
+    """The order of index() and iter_nodes (and of `ls`): depth first, names by their bytes.
+    NUL for "/" sorts a name before its longer siblings' ("a/b" before "a-b"), as the tuple of
+    names would (a tar name holds no NUL), at a tenth of what building that tuple costs."""
+    return path.replace("/", "\0").encode("utf-8", "surrogateescape")
 
 
 def _sort_key(name: str) -> bytes:

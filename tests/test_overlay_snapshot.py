@@ -114,3 +114,20 @@ def test_a_snapshot_shares_what_no_layer_changed() -> None:
     assert copy.get("/etc/keep") is origin.get("/etc/keep")
     assert copy.get("/etc") is not origin.get("/etc")
     assert origin.get("/etc/added") is None
+
+
+def test_path_order_key_sorts_as_the_walk_does() -> None:
+    """index_from splices paths in by path_order_key: it must give iter_nodes' order, names
+    compared by their bytes (a name that a longer sibling starts with first, non-ASCII and
+    undecodable names by their bytes)."""
+    from imgscope.overlay import path_order_key
+
+    names = ["a", "a-b", "a.b", "a0", "ab", "B", "é", "z", "\udcff", "\udc80x"]
+    members = [fb.directory("d")] + [fb.directory(f"d/{n}") for n in names] \
+        + [fb.file(f"d/{n}/f", b"x") for n in names] + [fb.file(f"d/{n}-f", b"y") for n in names]
+    overlay = Overlay()
+    _apply(overlay, 0, members)
+    walked = [path for path, _ in overlay.iter_nodes()]
+    assert len(walked) == 1 + 3 * len(names)
+    assert sorted(walked, key=path_order_key) == walked
+    assert walked.index("/d/a/f") < walked.index("/d/a-b") < walked.index("/d/\udcff")
