@@ -267,17 +267,27 @@ HASHING_PROCESSES = 2  # the largest layer alone on one, the others on the secon
 
 
 def start_hashing(readers: Sequence[LayerReader], hashers: list[RegionHasher],
-                  inflated: bool = False) -> None:
+                  inflated: bool = False, copies: Callable[[], Spool] | None = None) -> None:
     """Hash every plain seekable layer up front, in child processes, while this one walks
-    (with `inflated`, the compressed ones too: LayerReader.hash_region).
+    (with `inflated`, the compressed ones too: LayerReader.hash_region). With `copies`, the
+    child also inflates each compressed one into a spool of its own that `copies()` makes
+    (LayerReader.copy_into): its walk then costs what a plain layer's does.
 
     Two children, not one: the sha256 of the largest layer is the longest chain of work in a
     verified read (~0.5 s for 618 MB here), so it gets a process of its own and the smaller
     layers go to another; one child would add their hashing to that chain. Layers are spread
     largest first onto the less loaded child."""
-    regions = [(reader, region) for reader in readers
-               for region in [reader.hash_region(inflated)] if region is not None]
-    groups: list[list[tuple[LayerReader, tuple[int, int, int, str]]]] = [
+    regions = []
+    for reader in readers:
+        region = reader.hash_region(inflated)
+        if region is None:
+            continue
+        if copies is not None and region[3] != "none":
+            spool = copies()
+            reader.copy_into(spool)
+            region = (*region, spool.fd, spool.limit)
+        regions.append((reader, region))
+    groups: list[list[tuple[LayerReader, tuple]]] = [
         [] for _ in range(min(HASHING_PROCESSES, len(regions)))]
     loads = [0] * len(groups)
     for item in sorted(regions, key=lambda item: -item[1][2]):

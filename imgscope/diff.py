@@ -22,10 +22,14 @@ the blob the first side inflated; one archive member used by both sides is read 
 --no-verify the copies are not read at all. Both archives stay open to the end: the snapshot's
 files keep the first side's file bytes by reference. The second side's own plain layers are
 hashed from the start too, by the same hashing children, and so are its own compressed ones
-when they are small beside the shared walk (inflated again, unhashed, when walked). When the
-first side's walk ends, a forked child measures it (facts, summary) and catalogs it, while
-this process walks the second side and catalogs that; only packages, findings and measures
-come back. bench/bench_diff.py measures what a diff costs against one inspect.
+when they are small beside the shared walk: inflated by that child into an unlinked spool
+file in imgscope's temporary directory, and walked from that plain copy, by seeking. Then
+the later stages (facts, catalogers, attribution, findings) run in this process, one image
+after the other: in two processes side by side they took as long here (both bound by memory,
+not by a core). The second image's index and facts are the first's with the changed paths
+looked at again (Overlay.index_from, FactsTally.derive), and what its catalogers read out of
+a file the first image has too is not read again (FileView.remember). bench/bench_diff.py
+measures what a diff costs against one inspect.
 
 Content equality. Size, type, mode, owner and link target come from tar headers, so a change
 in any of them is found without reading file contents. A regular file with the same size and
@@ -104,6 +108,9 @@ from imgscope.model import (
 from imgscope.overlay import Inode, Node, Overlay, path_order_key
 
 SECTIONS = ("layers", "config", "files", "packages", "findings")
+# The largest inflated copy of a second side's own compressed layer (_Pair._copy_spool); a
+# layer that inflates to more is inflated again when walked.
+COPY_LIMIT = 512 << 20
 OLD, NEW = "old", "new"
 PostAnalysis = Callable[[Analysis, OverlayFileView], None]
 
@@ -1011,6 +1018,7 @@ class _Pair:
         self._first = OLD  # the side walked first (analyze): the other starts from its state
         self._reused = 0  # layers the second side took from the first's walk (a snapshot)
         self._children: list[_InChild] = []  # stopped at the end if never read
+        self._spools: list[Spool] = []  # inflated copies of the second side's own layers
 
     def __enter__(self) -> _Pair:
         return self
@@ -1027,6 +1035,13 @@ class _Pair:
                 side.container.close()
             if side.capture.spool is not None:
                 side.capture.spool.close()
+        for spool in self._spools:
+            spool.close()
+
+    def _copy_spool(self) -> Spool:
+        spool = Spool(COPY_LIMIT)
+        self._spools.append(spool)
+        return spool
 
     def prepare(self) -> None:
         """What the walks keep for the later stages (api.Preparation, for both captures):
@@ -1095,8 +1110,10 @@ class _Pair:
                       self.checks[first.name].hashers)
         if self._hash_inflated_ahead(recorder, ahead):
             # Only the compressed ones are left: a reader hashed above has its pending digest
-            # (LayerReader.hash_region), so these get children of their own.
-            start_hashing(list(ahead.values()), self.checks[first.name].hashers, inflated=True)
+            # (LayerReader.hash_region), so these get children of their own, which inflate
+            # them into spools too: their walk, after the first side's, only seeks.
+            start_hashing(list(ahead.values()), self.checks[first.name].hashers, inflated=True,
+                          copies=self._copy_spool)
         if shared:
             # Reading the later layers' headers (a child) overlaps importing the catalogers.
             foreseen = self._foresee(recorder, shared) if predict else None
@@ -1167,11 +1184,11 @@ class _Pair:
     @staticmethod
     def _hash_inflated_ahead(recorder: _Recorder, ahead: dict[int, LayerReader]) -> bool:
         """Whether the second side's own compressed layers are hashed beside the first walk
-        too (by a child of their own), to be only inflated, unhashed, when walked. Walked
-        last, each would be inflated and hashed by a child competing with the cataloging of
-        both images. It costs inflating them twice, so only when they are small beside the
-        shared layers whose walk the hashing overlaps (1/8 of their stored bytes: zstd and
-        gzip inflate 4-8x)."""
+        too, by a child of their own that also inflates them into spools (COPY_LIMIT
+        bytes each at most), to be walked from those plain copies: a walk that seeks, where
+        inflating them after the first side's walk took ~150 ms for one 41 MB zstd layer.
+        Only when they are small beside the shared layers whose walk that child's work must
+        fit beside (1/8 of their stored bytes: zstd and gzip inflate 4-8x)."""
         own = sum(reader.blob.size for reader in ahead.values()
                   if _compression(reader.blob) != "none")
         walked = sum(layer.reader.blob.size for layer in recorder.layers.values())

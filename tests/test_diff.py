@@ -676,24 +676,37 @@ def test_a_compressed_shared_layer_hashes_the_foreseeable_candidates_as_it_passe
     assert state.new.digest == fb.sha256(b"new-state\n")
 
 
+@pytest.mark.parametrize("copy_limit", [512 << 20, 100])
 def test_a_small_compressed_layer_of_the_second_side_is_hashed_beside_the_first_walk(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, copy_limit: int) -> None:
     """NEW's own zstd layer, small beside the shared one, is hashed by a child while OLD's
-    walk runs and inflated here when its turn comes (no inflating child of its own); its
-    digests are still checked, and a copy that is not what the config says is refused."""
+    walk runs, which inflates it into a spool too: walked from that plain copy, it is not
+    inflated here (nor by an inflating child of its own). A layer that inflates to more than
+    COPY_LIMIT is inflated here when its turn comes. Either way its digests are checked, and
+    a copy that is not what the config says is refused."""
     import imgscope.archive.layer as layer_module
+    import imgscope.diff as diff_module
 
+    monkeypatch.setattr(diff_module, "COPY_LIMIT", copy_limit)
     old_img, new_img, old_path, new_path = _zstd_base_and_small_top(tmp_path)
     inflated_by_child: list[int] = []
-    real = layer_module.InflateProcess
+    inflated_here: list[str] = []
+    real, real_decoder = layer_module.InflateProcess, layer_module.HashingDecoder
 
     def counting(fd, offset, size, *args, **kwargs):
         inflated_by_child.append(size)
         return real(fd, offset, size, *args, **kwargs)
 
+    def decoding(raw, compression, **kwargs):
+        inflated_here.append(compression)
+        return real_decoder(raw, compression, **kwargs)
+
     monkeypatch.setattr(layer_module, "InflateProcess", counting)
+    monkeypatch.setattr(layer_module, "HashingDecoder", decoding)
     result = diff(old_path, new_path)
     assert inflated_by_child == [old_img.layers[0].blob.size]  # the shared layer alone
+    assert inflated_here == ([] if copy_limit > 100 else ["zstd"])
+    assert result.layers[1].new.compression == "zstd"
     own = result.layers[1].new
     assert own.measured_diff_id == new_img.layers[1].diff_id
     assert own.uncompressed_size == new_img.layers[1].uncompressed_size

@@ -186,6 +186,10 @@ class LayerReader:
         # Opt-in (`imgscope diff`, see Capture.digest_also): for this layer alone.
         self.digest_also: Container[tuple[str, int]] | None = None
         self._pending_digest = None
+        # Where the process hashing this compressed layer also inflates it (copy_into): the
+        # walk then seeks through that plain copy instead of inflating the layer again.
+        self._copy: Spool | None = None
+        self._walking_copy = False
         # After entries(): the digest of a seekable layer still being hashed elsewhere;
         # `settle()` waits for it. `result.diff_id` is None until then.
         self.awaiting = None
@@ -207,6 +211,11 @@ class LayerReader:
     def set_pending_digest(self, pending) -> None:
         self._pending_digest = pending
 
+    def copy_into(self, spool: Spool) -> None:
+        """The process given this layer's hash_region(inflated=True) (with `spool`'s fd)
+        writes the inflated tar into `spool`: walked from there, as a plain layer is."""
+        self._copy = spool
+
     def entries(self) -> Iterator[LayerEntry]:
         blob = self.blob
         if blob.fd is not None:
@@ -215,6 +224,10 @@ class LayerReader:
             self.result.compression = compression
             if compression == "none":
                 yield from self._seekable_plain()
+                return
+            if self._copy is not None and self._pending_digest is not None \
+                    and self._pending_digest.copied():
+                yield from self._inflated_copy()
                 return
             if self._pending_digest is None and hasattr(os, "fork"):
                 yield from self._inflated_by_child(compression)
@@ -241,6 +254,22 @@ class LayerReader:
         # Not awaited here: the caller settles it when it has nothing else left to do, so
         # that hashing in the other process overlaps the rest of the analysis.
         self.awaiting = pending
+
+    def _inflated_copy(self) -> Iterator[LayerEntry]:
+        """The walk of the plain copy another process inflated (and hashed) while this one
+        did something else: by seeking, and executables kept by reference into the copy."""
+        assert self._copy is not None
+        blob_digest, diff_id, size = self._pending_digest.result()  # type: ignore[union-attr]
+        walker = TarWalker(FileRegion(self._copy.fd, 0, size))
+        self._walking_copy = True
+        try:
+            yield from self._walk(walker)
+        finally:
+            self._walking_copy = False
+        res = self.result
+        res.uncompressed_size = size
+        res.trailing_bytes = size - walker.position
+        res.blob_digest, res.diff_id = blob_digest, diff_id
 
     def settle(self) -> LayerRead:
         """Wait for the digest another process or thread computes (see `awaiting`), and
@@ -450,6 +479,9 @@ class LayerReader:
         if blob.fd is not None and self.result.compression == "none":
             # Seekable and plain: the archive itself is the copy; nothing to read now.
             return entry._replace(data_ref=(blob.fd, blob.offset + member.offset))
+        if self._walking_copy:
+            assert self._copy is not None
+            return entry._replace(data_ref=(self._copy.fd, member.offset))
         spool = capture.spool
         if spool is None:
             return entry

@@ -108,22 +108,31 @@ def hash_region_async(fd: int, offset: int, size: int) -> Future[tuple[str, int]
     return hash_pool().submit(hash_region, fd, offset, size)
 
 
-def hash_compressed_region(fd: int, offset: int, size: int,
-                           compression: str) -> tuple[str, str, int]:
-    """(blob digest, digest of the inflated stream, inflated size) of a compressed region."""
+def hash_compressed_region(fd: int, offset: int, size: int, compression: str,
+                           copy_fd: int = -1, copy_limit: int = 0) -> tuple[str, str, int, int]:
+    """(blob digest, digest of the inflated stream, inflated size, bytes copied) of a
+    compressed region. With `copy_fd`, the inflated stream is also written there from offset
+    0, up to `copy_limit` bytes: a copy of more is given up (bytes copied 0)."""
     decoder = HashingDecoder(file_chunks(fd, offset, size), compression, hash_raw=True,
                              threaded=False)
-    for _ in decoder.chunks():
-        pass
+    copied = 0
+    for chunk in decoder.chunks():
+        if copy_fd >= 0:
+            if copied + len(chunk) > copy_limit:
+                copy_fd, copied = -1, 0
+            else:
+                os.pwrite(copy_fd, chunk, copied)
+                copied += len(chunk)
     return ("sha256:" + decoder.raw_digest.hexdigest(),  # type: ignore[union-attr]
-            "sha256:" + decoder.decoded_digest.hexdigest(), decoder.decoded_size)
+            "sha256:" + decoder.decoded_digest.hexdigest(), decoder.decoded_size, copied)
 
 
-def _hash_any(fd: int, offset: int, size: int, compression: str) -> tuple[str, str, int]:
+def _hash_any(fd: int, offset: int, size: int, compression: str, copy_fd: int = -1,
+              copy_limit: int = 0) -> tuple[str, str, int, int]:
     if compression == "none":
         digest, done = hash_mapped_region(fd, offset, size)
-        return digest, digest, done
-    return hash_compressed_region(fd, offset, size, compression)
+        return digest, digest, done, 0
+    return hash_compressed_region(fd, offset, size, compression, copy_fd, copy_limit)
 
 
 def stop_child(pid: int, *fds: int) -> None:
@@ -290,15 +299,20 @@ class ForkedJobs:
 
 
 class RegionHasher(ForkedJobs):
-    """sha256 of many file regions (fd, offset, size, compression) in one forked child."""
+    """sha256 of many file regions (fd, offset, size, compression[, copy fd, copy limit])
+    in one forked child; a compressed region with a copy fd is also inflated into it."""
 
-    def __init__(self, regions: list[tuple[int, int, int, str]]) -> None:
+    def __init__(self, regions: list[tuple]) -> None:
         super().__init__(_hash_any, regions)
 
     def result(self, index: int) -> tuple[str, str, int]:  # type: ignore[override]
         """(blob digest, content digest, content size) of region `index`."""
-        blob, content, done = super().result(index)
+        blob, content, done, _copied = super().result(index)
         return blob, content, done
+
+    def copied(self, index: int) -> int:
+        """How many inflated bytes of region `index` its copy holds (0: no complete copy)."""
+        return super().result(index)[3]
 
 
 class _PendingDigest:
@@ -309,6 +323,9 @@ class _PendingDigest:
 
     def result(self) -> tuple[str, str, int]:
         return self._hasher.result(self._index)
+
+    def copied(self) -> int:
+        return self._hasher.copied(self._index)
 
 
 def pending_digests(hasher: RegionHasher, count: int) -> list[_PendingDigest]:
