@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import posixpath
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, TypeVar
 
 from imgscope.catalog.base import Cataloger, FileInfo, MemoryFileView
 from imgscope.model import EntryType, Package, WastedFile
-from imgscope.overlay import Overlay
+from imgscope.overlay import Node, Overlay
 
 _T = TypeVar("_T")
 
@@ -210,15 +210,10 @@ def attribute(fs: Overlay, packages: Sequence[Package], wasted: Sequence[WastedF
     result = Attribution()
     index = fs.index()
     file_type = EntryType.FILE
-    wasted_by_path: dict[str, list[WastedFile]] = defaultdict(list)
-    for item in wasted:
-        wasted_by_path[item.path].append(item)
-
+    wasted_by_path = _wasted_by_path(wasted)
     owner: dict[str, str] = {}
     owned_inodes: set[int] = set()
     owned_bytes = 0
-    added: dict[int, list[tuple[str, int]]] = defaultdict(list)
-    changed: dict[int, list[tuple[str, int]]] = defaultdict(list)
     seen_keys: set[str] = set()
     for package in packages:
         key = package_key(package)
@@ -226,61 +221,14 @@ def attribute(fs: Overlay, packages: Sequence[Package], wasted: Sequence[WastedF
             result.warnings.append(f"{key} is listed twice; counted once")
             continue
         seen_keys.add(key)
-        final = files = missing = shared = 0
-        per_layer: dict[int, int] = defaultdict(int)
-        for path in package.files:
-            node = index.get(path) if path != "/" else fs.root
-            if node is None:
-                resolved = fs.resolve(posixpath.dirname(path))
-                if resolved is not None:
-                    path = posixpath.join(resolved[0], posixpath.basename(path))
-                    node = fs.get(path)
-            if node is None:
-                missing += 1
-                for old in wasted_by_path.get(path, ()):
-                    per_layer[old.layer] += old.size
-                continue
-            inode = node.inode
-            if node.type is not file_type or inode is None:
-                continue
-            if path in owner:
-                shared += 1
-                continue
-            owner[path] = key
-            for old in wasted_by_path.get(path, ()):
-                per_layer[old.layer] += old.size
-            inode_id = id(inode)
-            if inode_id in owned_inodes:
-                continue  # a hard link to a file already counted
-            owned_inodes.add(inode_id)
-            files += 1
-            final += inode.size
-            per_layer[inode.layer] += inode.size
-        owned_bytes += final
-        layers_touched = sorted(per_layer)
-        introduced = layers_touched[0] if layers_touched else None
-        usage = PackageUsage(
-            package=package,
-            final_bytes=final,
-            shipped_bytes=sum(per_layer.values()),
-            files=files,
-            missing_files=missing,
-            shared_files=shared,
-            introduced_layer=introduced,
-            changed_layers=tuple(layers_touched[1:]),
-            layer_bytes=tuple(sorted(per_layer.items())),
-        )
+        usage = _usage(package, fs, index, owner, owned_inodes, wasted_by_path)
+        owned_bytes += usage.final_bytes
         result.packages.append(usage)
-        if introduced is not None:
-            added[introduced].append((key, per_layer[introduced]))
-            for layer in layers_touched[1:]:
-                changed[layer].append((key, per_layer[layer]))
 
     # Every owned inode was found through the index above, so the owned bytes are known; what
     # the walk below adds up is the rest, each inode once (the first of its hard links).
     groups: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     counted = owned_inodes  # from here on: the inodes already counted (owned, or seen below)
-    unowned_bytes = unowned_files = 0
     for path, node in index.items():
         inode = node.inode
         if inode is None or node.type is not file_type:
@@ -289,14 +237,172 @@ def attribute(fs: Overlay, packages: Sequence[Package], wasted: Sequence[WastedF
         if inode_id in counted:
             continue
         counted.add(inode_id)
-        unowned_bytes += inode.size
-        unowned_files += 1
         group = groups[_group_dir(path)]
         group[0] += inode.size
         group[1] += 1
+    return _finished(result, owner, owned_bytes, groups, layer_count)
+
+
+def attribute_twin(previous: Attribution, old_packages: Sequence[Package], old_fs: Overlay,
+                   fs: Overlay, packages: Sequence[Package], wasted: Sequence[WastedFile],
+                   layer_count: int, changed: Collection[str]) -> Attribution | None:
+    """attribute(fs, packages, ...) from `previous`, the attribution of `old_packages` in
+    `old_fs`, whose final tree differs from `fs` only at `changed` (diff.changed_paths: the
+    second image of a diff and the first). A package found on both sides, with none of its
+    files at a changed path or claimed by a package found on one side only (or changed), and
+    all of them where it names them, owns what it owned there; only the others are matched
+    against the tree, and only the changed paths and those claims are looked at again for
+    the unowned bytes. None (attribute() then) when a package is listed twice, the packages
+    kept come in another order (the first to claim a path owns it), or a path looked at
+    again is a hard link on either side (a link group counts once, at its first name in the
+    order of the whole tree)."""
+    before = {u.key: u for u in previous.packages}
+    keys = [package_key(p) for p in packages]
+    if len(set(keys)) != len(keys) or len(before) != len(old_packages):
+        return None
+    now = dict(zip(keys, packages, strict=True))
+    index, old_index = fs.index(), old_fs.index()
+    was_owned = previous.owner_of
+    again: set[str] = set(changed)  # the paths whose owner or bytes may differ
+    redo = {key for key, package in now.items()
+            if key not in before or before[key].package != package
+            or before[key].missing_files}
+    gone = {key for key in before if key not in now or key in redo}
+    again.update(path for path, key in was_owned.items() if key in gone)
+    pending = list(redo)
+    while pending:  # until no package left to reuse claims a path looked at again
+        for key in pending:
+            again.update(_claimed(now[key], fs, index))
+            if key in before:
+                again.update(_claimed(before[key].package, old_fs, old_index))
+        pending = [key for key, package in now.items() if key not in redo and (
+            not again.isdisjoint(package.files)
+            or not all(path in index and path in old_index for path in package.files))]
+        redo.update(pending)
+    kept = [key for key in keys if key not in redo]
+    if kept != [key for key in map(package_key, old_packages) if key in now and key not in redo]:
+        return None
+    for tree in (old_fs, fs):
+        for path in again:
+            node = tree.get(path)
+            if node is not None and node.inode is not None and node.inode.links > 1:
+                return None
+    result = Attribution()
+    wasted_by_path = _wasted_by_path(wasted)
+    owner: dict[str, str] = {}
+    owned_inodes: set[int] = set()
+    owned_bytes = 0
+    for key, package in now.items():
+        if key in redo:
+            usage = _usage(package, fs, index, owner, owned_inodes, wasted_by_path)
+        else:
+            usage = before[key]
+            for path in package.files:  # what it owned before, in the order it claimed it
+                if was_owned.get(path) == key:
+                    owner[path] = key
+        owned_bytes += usage.final_bytes
+        result.packages.append(usage)
+    # The unowned bytes of `previous`, with those of the paths looked at again taken back
+    # and counted as `fs` has them; every other path is owned, or not, as it was.
+    groups = {g.directory: [g.bytes, g.files] for g in previous.unowned}
+    file_type = EntryType.FILE
+    for tree, owners, sign in ((old_fs, was_owned, -1), (fs, owner, 1)):
+        for path in again:
+            node = tree.get(path)
+            if node is None or node.type is not file_type or node.inode is None \
+                    or path in owners or (sign > 0 and id(node.inode) in owned_inodes):
+                continue
+            group = groups.setdefault(_group_dir(path), [0, 0])
+            group[0] += sign * node.inode.size
+            group[1] += sign
+    groups = {d: g for d, g in groups.items() if g[1]}
+    return _finished(result, owner, owned_bytes, groups, layer_count)
+
+
+def _claimed(package: Package, fs: Overlay, index: dict[str, Node]) -> Iterator[str]:
+    """The paths a package claims, and where a symlinked parent puts the ones the tree does
+    not hold as named (what _usage matches)."""
+    for path in package.files:
+        yield path
+        if path not in index:
+            resolved = fs.resolve(posixpath.dirname(path))
+            if resolved is not None:
+                yield posixpath.join(resolved[0], posixpath.basename(path))
+
+
+def _wasted_by_path(wasted: Sequence[WastedFile]) -> dict[str, list[WastedFile]]:
+    by_path: dict[str, list[WastedFile]] = defaultdict(list)
+    for item in wasted:
+        by_path[item.path].append(item)
+    return by_path
+
+
+def _usage(package: Package, fs: Overlay, index: dict[str, Node], owner: dict[str, str],
+           owned_inodes: set[int], wasted_by_path: dict[str, list[WastedFile]]
+           ) -> PackageUsage:
+    """One package matched against the final tree: the paths it is the first to claim go
+    into `owner`, the inodes it counts into `owned_inodes`."""
+    key = package_key(package)
+    file_type = EntryType.FILE
+    final = files = missing = shared = 0
+    per_layer: dict[int, int] = defaultdict(int)
+    for path in package.files:
+        node = index.get(path) if path != "/" else fs.root
+        if node is None:
+            resolved = fs.resolve(posixpath.dirname(path))
+            if resolved is not None:
+                path = posixpath.join(resolved[0], posixpath.basename(path))
+                node = fs.get(path)
+        if node is None:
+            missing += 1
+            for old in wasted_by_path.get(path, ()):
+                per_layer[old.layer] += old.size
+            continue
+        inode = node.inode
+        if node.type is not file_type or inode is None:
+            continue
+        if path in owner:
+            shared += 1
+            continue
+        owner[path] = key
+        for old in wasted_by_path.get(path, ()):
+            per_layer[old.layer] += old.size
+        inode_id = id(inode)
+        if inode_id in owned_inodes:
+            continue  # a hard link to a file already counted
+        owned_inodes.add(inode_id)
+        files += 1
+        final += inode.size
+        per_layer[inode.layer] += inode.size
+    layers_touched = sorted(per_layer)
+    return PackageUsage(
+        package=package,
+        final_bytes=final,
+        shipped_bytes=sum(per_layer.values()),
+        files=files,
+        missing_files=missing,
+        shared_files=shared,
+        introduced_layer=layers_touched[0] if layers_touched else None,
+        changed_layers=tuple(layers_touched[1:]),
+        layer_bytes=tuple(sorted(per_layer.items())),
+    )
+
+
+def _finished(result: Attribution, owner: dict[str, str], owned_bytes: int,
+              groups: dict[str, list[int]], layer_count: int) -> Attribution:
+    """The totals, the unowned groups and the per-layer package lists of an attribution
+    whose packages are matched (in `result`, in catalog order) and owners known."""
+    added: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    changed: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for usage in result.packages:
+        if usage.introduced_layer is not None:
+            per_layer = dict(usage.layer_bytes)
+            added[usage.introduced_layer].append((usage.key, per_layer[usage.introduced_layer]))
+            for layer in usage.changed_layers:
+                changed[layer].append((usage.key, per_layer[layer]))
     result.owned_bytes = owned_bytes
-    result.unowned_bytes = unowned_bytes
-    result.unowned_files = unowned_files
+    result.unowned_bytes = sum(b for b, _ in groups.values())
+    result.unowned_files = sum(n for _, n in groups.values())
     result.unowned = sorted(
         (UnownedGroup(d, b, n) for d, (b, n) in groups.items()),
         key=lambda g: (-g.bytes, g.directory),

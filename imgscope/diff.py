@@ -91,7 +91,7 @@ from imgscope.archive.streams import (
     sniff_compression,
     stop_child,
 )
-from imgscope.attribution import Attribution, attribute
+from imgscope.attribution import Attribution, attribute, attribute_twin
 from imgscope.catalog.base import Cataloger, compile_patterns
 from imgscope.catalog.view import OverlayFileView
 from imgscope.errors import CorruptInput, ImgscopeError, LimitExceeded
@@ -102,6 +102,7 @@ from imgscope.model import (
     ImageConfig,
     LayerEntry,
     LayerInfo,
+    Package,
     PathFinding,
     Warning_,
 )
@@ -1017,6 +1018,7 @@ class _Pair:
         self._replayed: tuple[_SideIO, _Replayer, Analysis] | None = None
         self._first = OLD  # the side walked first (analyze): the other starts from its state
         self._reused = 0  # layers the second side took from the first's walk (a snapshot)
+        self._changed: Collection[str] | None = None  # where the two trees may differ
         self._children: list[_InChild] = []  # stopped at the end if never read
         self._spools: list[Spool] = []  # inflated copies of the second side's own layers
 
@@ -1314,6 +1316,7 @@ class _Pair:
         FactsTally.derive): what the second image adds costs what it changed."""
         first = self._analyses[self._first]
         second = self._analyses[NEW if self._first == OLD else OLD]
+        self._changed = paths
         tally = FactsTally.of(first.fs)
         first.facts, first.summary = measured(first, tally)
         derived = None
@@ -1349,10 +1352,12 @@ class _Pair:
         core), and cost a fork and copy-on-write faults on every page either touches."""
         plan = self._digest_plan(old, new, candidates, shared)
         if self.catalogers:
-            order = (old, new) if self._first == OLD else (new, old)
+            first, second = (old, new) if self._first == OLD else (new, old)
             memo: dict = {}  # per file, what the catalogers read of it: once for both images
-            for analysis in order:
-                _later_stages(analysis, self.catalogers, self.advise, memo)
+            packages = _later_stages(first, self.catalogers, self.advise, memo)
+            changed = self._changed
+            twin = (first, packages, changed) if self._reused and changed is not None else None
+            _later_stages(second, self.catalogers, self.advise, memo, twin)
         reads = self._read_digests(plan)
         verdicts, compared = _compare_planned(plan)
         for analysis, name in ((old, OLD), (new, NEW)):
@@ -1673,13 +1678,23 @@ def _outcome(func: Callable[[], object]) -> tuple[str, object]:
 
 
 def _later_stages(analysis: Analysis, catalogers: Sequence[Cataloger], advise: bool,
-                  memo: dict) -> None:
+                  memo: dict, twin: tuple[Analysis, list[Package], Collection[str]] | None = None
+                  ) -> list[Package]:
     """What api.analyze does after reading (kept in step with it): catalog, attribute, and
     (with `advise`) build-tool findings, without the recommendations (a diff compares
-    findings; recommending costs ~30 ms a side). Into the analysis, warnings included.
-    `memo` is shared by both images (run_catalogers)."""
+    findings; recommending costs ~30 ms a side). Into the analysis, warnings included; the
+    packages found are returned. `memo` is shared by both images (run_catalogers); `twin`:
+    the other image, its packages and the paths at which the two trees may differ, when
+    this one started from its state (attribute_twin)."""
     packages, warnings = run_catalogers(catalogers, analysis.fs, memo)
-    result = attribute(analysis.fs, packages, analysis.fs.wasted, len(analysis.layers))
+    result = None
+    if twin is not None:
+        other, other_packages, changed = twin
+        assert other.attribution is not None
+        result = attribute_twin(other.attribution, other_packages, other.fs, analysis.fs,
+                                packages, analysis.fs.wasted, len(analysis.layers), changed)
+    if result is None:
+        result = attribute(analysis.fs, packages, analysis.fs.wasted, len(analysis.layers))
     # No attribution.record_layer_changes: a diff shows no per-layer removals or upgrades
     # (~35 ms a side on a Debian image).
     analysis.warnings.extend(Warning_("catalog", w) for w in (*warnings, *result.warnings))
@@ -1688,6 +1703,7 @@ def _later_stages(analysis: Analysis, catalogers: Sequence[Cataloger], advise: b
         from imgscope.analyze.recommend import apply_findings
 
         apply_findings(analysis, OverlayFileView(analysis.fs))
+    return packages
 
 
 def _side_of_resolved(resolved: ResolvedImage) -> Side:

@@ -796,7 +796,13 @@ def test_the_second_index_and_facts_built_from_the_first_are_the_walked_ones(
     paths (Overlay.index_from): the same paths in the same order as a walk of its own tree,
     each with the very node of that tree, or the diff would compare the wrong nodes. Where
     it cannot (hard links changed, nodes unshared) both trees are walked. Its facts, taken
-    from the first side's tally (FactsTally.derive), are those of a full count."""
+    from the first side's tally (FactsTally.derive), are those of a full count, and so is
+    its attribution, taken from the first side's (attribute_twin) but where hard links
+    changed."""
+    import imgscope.attribution as attribution_module
+    import imgscope.diff as diff_module
+    from imgscope.api import run_catalogers
+    from imgscope.catalog.registry import all_catalogers
     from imgscope.fsfacts import collect_facts
     from imgscope.overlay import Overlay
 
@@ -814,6 +820,10 @@ def test_the_second_index_and_facts_built_from_the_first_are_the_walked_ones(
     walk = Overlay.iter_nodes
     counted = []
     monkeypatch.setattr(Overlay, "iter_nodes", lambda self: counted.append(1) or walk(self))
+    twins: list[bool] = []
+    real_twin = attribution_module.attribute_twin
+    monkeypatch.setattr(diff_module, "attribute_twin",
+                        lambda *a: twins.append((found := real_twin(*a)) is not None) or found)
     seen: list[int] = []
     facts: list = []
 
@@ -825,10 +835,15 @@ def test_the_second_index_and_facts_built_from_the_first_are_the_walked_ones(
         assert all(a is b for (_, a), (_, b) in zip(built, walked, strict=True))
         facts.append(analysis.facts)
         assert analysis.facts == collect_facts(analysis.fs)
+        packages, _ = run_catalogers(all_catalogers(), analysis.fs)
+        full = attribution_module.attribute(analysis.fs, packages, analysis.fs.wasted,
+                                            len(analysis.layers))
+        assert analysis.attribution == full
 
     result = diff(*paths, post_analysis=check)
     assert result.read.replayed_layers == 1 and result.differs
     assert seen == [walks, walks]  # both indexes were built before the first check ran
+    assert twins == [walks == 1]
     if shape in ("new-adds", "old-adds", "both-own"):  # NEW_OWN's mode changes, counted
         suid = {side: {m.path for m in f.setuid} for side, f in zip("ab", facts, strict=True)}
         assert suid["a"] ^ suid["b"] >= {"/opt/filler/f010", "/opt/filler/f011"}
