@@ -330,7 +330,7 @@ def _analyze_resolved(container, resolved: ResolvedImage, capture: Capture, veri
     `hashed`: readers of some layers, by index, made (and their hashing started) earlier by
     the caller (diff: the second image's own layers, hashed beside the first's).
     `measure=False` leaves `facts` and `summary` empty, for the caller to fill in with
-    `measured()` (diff does it in the process that catalogs that image)."""
+    `measured()` (diff: _Pair.measure, the second image's facts derived from the first's)."""
     config = resolved.config
     warnings = list(resolved.warnings)
     count = len(resolved.layers)

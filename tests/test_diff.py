@@ -847,3 +847,25 @@ def test_the_second_index_and_facts_built_from_the_first_are_the_walked_ones(
     if shape in ("new-adds", "old-adds", "both-own"):  # NEW_OWN's mode changes, counted
         suid = {side: {m.path for m in f.setuid} for side, f in zip("ab", facts, strict=True)}
         assert suid["a"] ^ suid["b"] >= {"/opt/filler/f010", "/opt/filler/f011"}
+
+
+def test_a_truncated_small_compressed_layer_of_the_second_side_fails_cleanly(
+        tmp_path: Path, cli) -> None:
+    """The child that inflates NEW's own zstd layer into a spool (beside OLD's walk) meets
+    its truncated stream: the diff stops with one line naming the image and the layer, as an
+    inline inflate would, and leaves no spool behind."""
+    import tempfile
+
+    old_img, new_img, old_path, _ = _zstd_base_and_small_top(tmp_path)
+    stored = new_img.layers[1].blob.data
+    cut = fb.replace(new_img.layers[1].blob, data=stored[: len(stored) // 2],
+                     size=len(stored) // 2)
+    broken = fb.replace(new_img, layers=(new_img.layers[0],
+                                         fb.replace(new_img.layers[1], blob=cut)))
+    broken_path = fb.write_tar(tmp_path / "broken.tar", fb.oci_layout([broken]))
+    before = set(Path(tempfile.gettempdir()).glob("imgscope-*"))
+    result = cli("diff", str(old_path), str(broken_path))
+    assert result.rc not in (0, 1)
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and "new image: layer 1" in lines[0], result.err
+    assert set(Path(tempfile.gettempdir()).glob("imgscope-*")) == before

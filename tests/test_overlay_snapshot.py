@@ -131,3 +131,16 @@ def test_path_order_key_sorts_as_the_walk_does() -> None:
     assert len(walked) == 1 + 3 * len(names)
     assert sorted(walked, key=path_order_key) == walked
     assert walked.index("/d/a/f") < walked.index("/d/a-b") < walked.index("/d/\udcff")
+
+
+def test_index_from_walks_a_tree_that_stopped_sharing_its_nodes() -> None:
+    """Removing one name of a hard-link group the snapshot shares copies every node
+    (_unshare_all): the twin's index can no longer stand in for the unchanged paths, and
+    index_from walks the tree instead, whatever `changed` says."""
+    origin = _replayed(BASE, MIDDLE)
+    origin.index()
+    copy = origin.snapshot()
+    _apply(copy, 2, [fb.whiteout("etc/big-link")])
+    assert copy.get("/etc/keep") is not origin.get("/etc/keep")  # nothing is shared now
+    built = copy.index_from(origin, {"/etc/big-link"})
+    assert list(built.items()) == list(copy.iter_nodes())
