@@ -282,11 +282,8 @@ def attribute_twin(previous: Attribution, old_packages: Sequence[Package], old_f
     kept = [key for key in keys if key not in redo]
     if kept != [key for key in map(package_key, old_packages) if key in now and key not in redo]:
         return None
-    for tree in (old_fs, fs):
-        for path in again:
-            node = tree.get(path)
-            if node is not None and node.inode is not None and node.inode.links > 1:
-                return None
+    if old_fs.links_any(again) or fs.links_any(again):
+        return None
     result = Attribution()
     wasted_by_path = _wasted_by_path(wasted)
     owner: dict[str, str] = {}
@@ -325,9 +322,17 @@ def _claimed(package: Package, fs: Overlay, index: dict[str, Node]) -> Iterator[
     for path in package.files:
         yield path
         if path not in index:
-            resolved = fs.resolve(posixpath.dirname(path))
-            if resolved is not None:
-                yield posixpath.join(resolved[0], posixpath.basename(path))
+            yield _resolved(path, fs)[0]
+
+
+def _resolved(path: str, fs: Overlay) -> tuple[str, Node | None]:
+    """A claimed path the tree does not hold as named, where a symlinked parent puts it (as
+    containerd extracts), and the node there; the path itself and None if nowhere."""
+    resolved = fs.resolve(posixpath.dirname(path))
+    if resolved is None:
+        return path, None
+    real = posixpath.join(resolved[0], posixpath.basename(path))
+    return real, fs.get(real)
 
 
 def _wasted_by_path(wasted: Sequence[WastedFile]) -> dict[str, list[WastedFile]]:
@@ -349,10 +354,7 @@ def _usage(package: Package, fs: Overlay, index: dict[str, Node], owner: dict[st
     for path in package.files:
         node = index.get(path) if path != "/" else fs.root
         if node is None:
-            resolved = fs.resolve(posixpath.dirname(path))
-            if resolved is not None:
-                path = posixpath.join(resolved[0], posixpath.basename(path))
-                node = fs.get(path)
+            path, node = _resolved(path, fs)
         if node is None:
             missing += 1
             for old in wasted_by_path.get(path, ()):

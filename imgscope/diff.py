@@ -37,11 +37,11 @@ metadata on both sides is the same file when both versions come from the same sh
 When they come from different layers ("rewritten by another layer, same size") only the bytes
 can tell, read a second time: both versions in plain layers are read alone at the offsets the
 walk noted and compared byte for byte (stopping at the first difference: no digest); otherwise
-each version is hashed, by the process that catalogs its side, walking its layer again for a
-compressed one (`Capture.digest_paths`). A shared layer's files are read from the copy that was
-walked (verified); in a compressed one, the files the later layers may rewrite with the same
-size are foreseen from those layers' headers and hashed as the first walk passes them, so the
-shared layer is not inflated again (_Pair._predict_candidates). What was read is reported.
+each version is hashed, walking its layer again for a compressed one (`Capture.digest_paths`).
+A shared layer's files are read from the copy that was walked (verified); in a compressed
+one, the files the later layers may rewrite with the same size are foreseen from those
+layers' headers and hashed as the first walk passes them, so the shared layer is not
+inflated again (_Pair._predict_candidates). What was read is reported.
 With `hash_content=False` such files are reported with content "unknown".
 
 Comparing (`compare`) is a pure function of the two analyses. Only the paths that can differ
@@ -981,7 +981,8 @@ def diff(
         if "files" in sections:
             candidates = content_candidates(old, new, read.shared_prefix, paths)
         digests, layers_read, verdicts = pair.finish(
-            old, new, candidates if hash_content else [], read.shared_prefix, post_analysis)
+            old, new, candidates if hash_content else [], read.shared_prefix, paths,
+            post_analysis)
         pair.settle()  # last: hashing the walked layers overlapped all of the above
         pair.verify_replayed()  # and the replayed copies, checked against them
         return compare(old, new, sections=sections, digests=digests, layers_read=layers_read,
@@ -1018,7 +1019,6 @@ class _Pair:
         self._replayed: tuple[_SideIO, _Replayer, Analysis] | None = None
         self._first = OLD  # the side walked first (analyze): the other starts from its state
         self._reused = 0  # layers the second side took from the first's walk (a snapshot)
-        self._changed: Collection[str] | None = None  # where the two trees may differ
         self._children: list[_InChild] = []  # stopped at the end if never read
         self._spools: list[Spool] = []  # inflated copies of the second side's own layers
 
@@ -1316,7 +1316,6 @@ class _Pair:
         FactsTally.derive): what the second image adds costs what it changed."""
         first = self._analyses[self._first]
         second = self._analyses[NEW if self._first == OLD else OLD]
-        self._changed = paths
         tally = FactsTally.of(first.fs)
         first.facts, first.summary = measured(first, tally)
         derived = None
@@ -1342,7 +1341,7 @@ class _Pair:
 
     def finish(self, old: Analysis, new: Analysis,
                candidates: Sequence[tuple[str, Node, Node]], shared: int,
-               post_analysis: PostAnalysis | None
+               paths: Collection[str] | None, post_analysis: PostAnalysis | None
                ) -> tuple[dict[int, str], tuple[tuple[str, int, int, int, int, int], ...],
                           dict[tuple[int, int], bool]]:
         """Catalog both images, then read the content candidates (pass two): hash those that
@@ -1355,8 +1354,7 @@ class _Pair:
             first, second = (old, new) if self._first == OLD else (new, old)
             memo: dict = {}  # per file, what the catalogers read of it: once for both images
             packages = _later_stages(first, self.catalogers, self.advise, memo)
-            changed = self._changed
-            twin = (first, packages, changed) if self._reused and changed is not None else None
+            twin = (first, packages, paths) if self._reused and paths is not None else None
             _later_stages(second, self.catalogers, self.advise, memo, twin)
         reads = self._read_digests(plan)
         verdicts, compared = _compare_planned(plan)

@@ -87,9 +87,10 @@ class FactsTally:
                     seen_inodes.add(key)
                 size = inode.size
                 files[path] = (size, node.layer)
-                counts = direct.get(path.rpartition("/")[0] or "/")
+                parent = path.rpartition("/")[0] or "/"
+                counts = direct.get(parent)
                 if counts is None:
-                    direct[path.rpartition("/")[0] or "/"] = [size, 1]
+                    direct[parent] = [size, 1]
                 else:
                     counts[0] += size
                     counts[1] += 1
@@ -100,7 +101,7 @@ class FactsTally:
                     if mode & 0o002:
                         world_writable.append(ModePath(path, mode, node.uid, node.gid,
                                                        etype.value))
-            elif etype is dir_type and node.mode & 0o002 and not node.mode & 0o1000:
+            elif etype is dir_type and _open_dir(node):
                 _count(path, node, 0, files, direct, setuid, world_writable)
         return cls(files, direct, setuid, world_writable, len(index))
 
@@ -111,11 +112,8 @@ class FactsTally:
         and what `twin` holds there is counted instead. None when one of them is a hard link
         on either side (a group is counted at its first name in the order of the whole
         tree)."""
-        for fs in (origin, twin):
-            for path in changed:
-                node = fs.get(path)
-                if node is not None and node.inode is not None and node.inode.links > 1:
-                    return None
+        if origin.links_any(changed) or twin.links_any(changed):
+            return None
         files = dict(self.files)
         direct = {d: list(counts) for d, counts in self.direct.items()}
         for path in changed:
@@ -134,7 +132,7 @@ class FactsTally:
                 continue
             if node.type is file_type and node.inode is not None:
                 _count(path, node, node.inode.size, files, direct, setuid, world_writable)
-            elif node.type is EntryType.DIR and node.mode & 0o002 and not node.mode & 0o1000:
+            elif node.type is EntryType.DIR and _open_dir(node):
                 _count(path, node, 0, files, direct, setuid, world_writable)
         direct = {d: counts for d, counts in direct.items() if counts[1]}
         setuid.sort(key=lambda m: path_order_key(m.path))  # the order of the index, as of()
@@ -168,13 +166,17 @@ class FactsTally:
         return facts
 
 
+def _open_dir(node) -> bool:
+    """A world-writable directory without the sticky bit: anyone may replace its files."""
+    return bool(node.mode & 0o002) and not node.mode & 0o1000
+
+
 def _count(path: str, node, size: int, files: dict[str, tuple[int, int]],
            direct: dict[str, list[int]], setuid: list[ModePath],
            world_writable: list[ModePath]) -> None:
     """One path into a tally: a regular file (counted), or a world-writable directory."""
     mode = node.mode
-    if node.type is EntryType.DIR:
-        # A world-writable directory without the sticky bit lets anyone replace files.
+    if node.type is EntryType.DIR:  # an _open_dir
         world_writable.append(ModePath(path, mode, node.uid, node.gid, node.type.value))
         return
     files[path] = (size, node.layer)

@@ -629,6 +629,16 @@ class Overlay:
         self._index = index
         return index
 
+    def links_any(self, paths: Iterable[str]) -> bool:
+        """Whether a regular file at one of `paths` has other names (hard links): what is
+        derived path by path from a twin tree cannot count such a group (it counts once, at
+        its first name in the order of the whole tree)."""
+        for path in paths:
+            node = self.get(path)
+            if node is not None and node.inode is not None and node.inode.links > 1:
+                return True
+        return False
+
     def get(self, path: str) -> Node | None:
         """The node at an absolute path, without following a final symlink."""
         if path == "/":
