@@ -1353,9 +1353,20 @@ class _Pair:
         if self.catalogers:
             first, second = (old, new) if self._first == OLD else (new, old)
             memo: dict = {}  # per file, what the catalogers read of it: once for both images
-            packages = _later_stages(first, self.catalogers, self.advise, memo)
+            packages = _later_stages(first, self.catalogers, memo)
+            # The first image's findings in a child, beside the second image's later stages:
+            # by then the hashing children are mostly done and a core is free.
+            found = _InChild(lambda: _findings(first)) if self.advise else None
+            if found is not None:
+                self._children.append(found)
             twin = (first, packages, paths) if self._reused and paths is not None else None
-            _later_stages(second, self.catalogers, self.advise, memo, twin)
+            _later_stages(second, self.catalogers, memo, twin)
+            if self.advise:
+                second.extras.findings, warnings = _findings(second)
+                second.warnings.extend(warnings)
+            if found is not None:
+                first.extras.findings, warnings = found.result()
+                first.warnings.extend(warnings)
         reads = self._read_digests(plan)
         verdicts, compared = _compare_planned(plan)
         for analysis, name in ((old, OLD), (new, NEW)):
@@ -1675,15 +1686,14 @@ def _outcome(func: Callable[[], object]) -> tuple[str, object]:
         return "error", exc
 
 
-def _later_stages(analysis: Analysis, catalogers: Sequence[Cataloger], advise: bool,
-                  memo: dict, twin: tuple[Analysis, list[Package], Collection[str]] | None = None
+def _later_stages(analysis: Analysis, catalogers: Sequence[Cataloger], memo: dict,
+                  twin: tuple[Analysis, list[Package], Collection[str]] | None = None
                   ) -> list[Package]:
-    """What api.analyze does after reading (kept in step with it): catalog, attribute, and
-    (with `advise`) build-tool findings, without the recommendations (a diff compares
-    findings; recommending costs ~30 ms a side). Into the analysis, warnings included; the
-    packages found are returned. `memo` is shared by both images (run_catalogers); `twin`:
-    the other image, its packages and the paths at which the two trees may differ, when
-    this one started from its state (attribute_twin)."""
+    """What api.analyze does after reading (kept in step with it) up to the findings:
+    catalog and attribute, into the analysis, warnings included; the packages found are
+    returned. `memo` is shared by both images (run_catalogers); `twin`: the other image, its
+    packages and the paths at which the two trees may differ, when this one started from
+    its state (attribute_twin)."""
     packages, warnings = run_catalogers(catalogers, analysis.fs, memo)
     result = None
     if twin is not None:
@@ -1697,11 +1707,22 @@ def _later_stages(analysis: Analysis, catalogers: Sequence[Cataloger], advise: b
     # (~35 ms a side on a Debian image).
     analysis.warnings.extend(Warning_("catalog", w) for w in (*warnings, *result.warnings))
     analysis.attribution = result
-    if advise:
-        from imgscope.analyze.recommend import apply_findings
-
-        apply_findings(analysis, OverlayFileView(analysis.fs))
     return packages
+
+
+def _findings(analysis: Analysis) -> tuple[list[Finding], list[Warning_]]:
+    """The build-tool findings of an attributed analysis (a diff compares them), without the
+    recommendations (~30 ms a side), and the warnings they add; the analysis is left as it
+    was, so that this can run in a child process."""
+    from imgscope.analyze.recommend import apply_findings
+
+    before = len(analysis.warnings)
+    kept = analysis.extras.findings
+    apply_findings(analysis, OverlayFileView(analysis.fs))
+    found, analysis.extras.findings = analysis.extras.findings, kept
+    added = analysis.warnings[before:]
+    del analysis.warnings[before:]
+    return found, added
 
 
 def _side_of_resolved(resolved: ResolvedImage) -> Side:
