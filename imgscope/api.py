@@ -214,17 +214,18 @@ def later_stage_patterns(catalogers: Sequence[Cataloger], advise: bool) -> list[
     return patterns
 
 
-def run_catalogers(catalogers: Sequence[Cataloger], fs: Overlay, memo: dict | None = None
-                   ) -> tuple[list[Package], list[str]]:
+def run_catalogers(catalogers: Sequence[Cataloger], fs: Overlay,
+                   view: OverlayFileView | None = None) -> tuple[list[Package], list[str]]:
     """Every cataloger over the final filesystem, in order. A cataloger that fails is a
-    warning: the other ecosystems are still reported. `memo`: what catalogers read out of
-    files, kept per file (OverlayFileView.remember) for another run over a twin tree."""
-    view = OverlayFileView(fs, memo)
+    warning: the other ecosystems are still reported. `view`: the FileView of `fs` to run
+    them on (diff: catalog.twin's, which reuse what the first image found for the second)."""
+    view = view or OverlayFileView(fs)
     packages: list[Package] = []
     warnings: list[str] = []
     for cataloger in catalogers:
         try:
-            result = cataloger.catalog(view)
+            result = view.reusable(("cataloger", cataloger.name),
+                                   lambda cataloger=cataloger: cataloger.catalog(view))
         except Exception as exc:  # a parser bug must not hide every other package
             warnings.append(f"{cataloger.name} cataloger failed: {type(exc).__name__}: {exc}")
             continue

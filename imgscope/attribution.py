@@ -171,11 +171,11 @@ class _RecordingView:
         self.asked.add(path)
         return self._files.stat(path)
 
-    def paths(self) -> Iterator[str]:
+    def paths(self, listed=None) -> Iterator[str]:
         self.listed = True
         return self._files.paths()
 
-    def entries(self) -> Iterator[tuple[str, FileInfo]]:
+    def entries(self, listed=None) -> Iterator[tuple[str, FileInfo]]:
         self.listed = True
         items = list(self._files.entries())
         self.asked.update(path for path, _ in items)
@@ -192,6 +192,9 @@ class _RecordingView:
     def remember(self, path: str, kind: str, compute: Callable[[], _T]) -> _T:
         self.asked.add(path)
         return self._files.remember(path, kind, compute)
+
+    def reusable(self, key, compute: Callable[[], _T]) -> _T:
+        return compute()
 
 
 def package_key(package: Package) -> str:

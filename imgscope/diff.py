@@ -93,6 +93,7 @@ from imgscope.archive.streams import (
 )
 from imgscope.attribution import Attribution, attribute, attribute_twin
 from imgscope.catalog.base import Cataloger, compile_patterns
+from imgscope.catalog.twin import twin_views
 from imgscope.catalog.view import OverlayFileView
 from imgscope.errors import CorruptInput, ImgscopeError, LimitExceeded
 from imgscope.fsfacts import FactsTally
@@ -1346,27 +1347,22 @@ class _Pair:
                           dict[tuple[int, int], bool]]:
         """Catalog both images, then read the content candidates (pass two): hash those that
         must be hashed, and compare those in plain layers byte for byte. One process, one
-        image after the other: run side by side in two processes, the later stages took as
-        long as run one after the other here (both are bound by memory access, not by a
-        core), and cost a fork and copy-on-write faults on every page either touches."""
+        image after the other, the second reusing what the first found where their trees
+        agree (catalog.twin, attribute_twin). Run side by side in two processes, the later
+        stages took as long here (the hashing children keep both cores busy), and the fork
+        cost ~50 ms of CPU in copy-on-write faults (measured with the first image's
+        findings in a child)."""
         plan = self._digest_plan(old, new, candidates, shared)
         if self.catalogers:
             first, second = (old, new) if self._first == OLD else (new, old)
             memo: dict = {}  # per file, what the catalogers read of it: once for both images
-            packages = _later_stages(first, self.catalogers, memo)
-            # The first image's findings in a child, beside the second image's later stages:
-            # by then the hashing children are mostly done and a core is free.
-            found = _InChild(lambda: _findings(first)) if self.advise else None
-            if found is not None:
-                self._children.append(found)
-            twin = (first, packages, paths) if self._reused and paths is not None else None
-            _later_stages(second, self.catalogers, memo, twin)
-            if self.advise:
-                second.extras.findings, warnings = _findings(second)
-                second.warnings.extend(warnings)
-            if found is not None:
-                first.extras.findings, warnings = found.result()
-                first.warnings.extend(warnings)
+            twinned = bool(self._reused) and paths is not None
+            views = (twin_views(first.fs, second.fs, paths, memo) if twinned  # type: ignore[arg-type]
+                     else (OverlayFileView(first.fs, memo), OverlayFileView(second.fs, memo)))
+            packages = _later_stages(first, self.catalogers, views[0], findings=self.advise)
+            _later_stages(second, self.catalogers, views[1],
+                          (first, packages, paths) if twinned else None,  # type: ignore[arg-type]
+                          findings=self.advise)
         reads = self._read_digests(plan)
         verdicts, compared = _compare_planned(plan)
         for analysis, name in ((old, OLD), (new, NEW)):
@@ -1686,15 +1682,16 @@ def _outcome(func: Callable[[], object]) -> tuple[str, object]:
         return "error", exc
 
 
-def _later_stages(analysis: Analysis, catalogers: Sequence[Cataloger], memo: dict,
-                  twin: tuple[Analysis, list[Package], Collection[str]] | None = None
-                  ) -> list[Package]:
-    """What api.analyze does after reading (kept in step with it) up to the findings:
-    catalog and attribute, into the analysis, warnings included; the packages found are
-    returned. `memo` is shared by both images (run_catalogers); `twin`: the other image, its
-    packages and the paths at which the two trees may differ, when this one started from
-    its state (attribute_twin)."""
-    packages, warnings = run_catalogers(catalogers, analysis.fs, memo)
+def _later_stages(analysis: Analysis, catalogers: Sequence[Cataloger], view: OverlayFileView,
+                  twin: tuple[Analysis, list[Package], Collection[str]] | None = None,
+                  findings: bool = True) -> list[Package]:
+    """What api.analyze does after reading (kept in step with it): catalog, attribute, and
+    (with `findings`) the build-tool findings, without the recommendations (a diff compares
+    findings; recommending costs ~30 ms a side). Into the analysis, warnings included; the
+    packages found are returned. `view`: the analysis's FileView (catalog.twin's for a pair
+    of twins); `twin`: the other image, its packages and the paths at which the two trees
+    may differ, when this one started from its state (attribute_twin)."""
+    packages, warnings = run_catalogers(catalogers, analysis.fs, view)
     result = None
     if twin is not None:
         other, other_packages, changed = twin
@@ -1707,22 +1704,11 @@ def _later_stages(analysis: Analysis, catalogers: Sequence[Cataloger], memo: dic
     # (~35 ms a side on a Debian image).
     analysis.warnings.extend(Warning_("catalog", w) for w in (*warnings, *result.warnings))
     analysis.attribution = result
+    if findings:
+        from imgscope.analyze.recommend import apply_findings
+
+        apply_findings(analysis, OverlayFileView(analysis.fs))
     return packages
-
-
-def _findings(analysis: Analysis) -> tuple[list[Finding], list[Warning_]]:
-    """The build-tool findings of an attributed analysis (a diff compares them), without the
-    recommendations (~30 ms a side), and the warnings they add; the analysis is left as it
-    was, so that this can run in a child process."""
-    from imgscope.analyze.recommend import apply_findings
-
-    before = len(analysis.warnings)
-    kept = analysis.extras.findings
-    apply_findings(analysis, OverlayFileView(analysis.fs))
-    found, analysis.extras.findings = analysis.extras.findings, kept
-    added = analysis.warnings[before:]
-    del analysis.warnings[before:]
-    return found, added
 
 
 def _side_of_resolved(resolved: ResolvedImage) -> Side:

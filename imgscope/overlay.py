@@ -543,8 +543,10 @@ class Overlay:
                 for name in sorted(node.children, key=_sort_key, reverse=True):
                     stack.append((prefix + "/" + name, node.children[name]))
 
-    def resolve(self, path: str) -> tuple[str, Node] | None:
-        """Follow symlinks (the final one too) inside the root; None if dangling or looping."""
+    def resolve(self, path: str, visited: list[str] | None = None) -> tuple[str, Node] | None:
+        """Follow symlinks (the final one too) inside the root; None if dangling or looping.
+        `visited` gets every path whose node the walk looked up (the last one too when it is
+        missing): what the answer depends on (catalog.twin)."""
         parts = [p for p in path.split("/") if p]
         resolved: list[str] = []
         hops = 0
@@ -561,6 +563,8 @@ class Overlay:
             if node.children is None:
                 return None
             child = node.children.get(name)
+            if visited is not None:
+                visited.append("/" + "/".join([*resolved, name]))
             if child is None:
                 return None
             if child.type is EntryType.SYMLINK:

@@ -869,3 +869,41 @@ def test_a_truncated_small_compressed_layer_of_the_second_side_fails_cleanly(
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and "new image: layer 1" in lines[0], result.err
     assert set(Path(tempfile.gettempdir()).glob("imgscope-*")) == before
+
+
+@pytest.mark.parametrize(("extra", "second_runs"), [
+    ((), ["libc6-dev"]),
+    # a file libc6 claims, rewritten: libc6 is cataloged again, base-files is not
+    ((fb.file("usr/share/doc/libc6/copyright", b"Copyright: rewritten\n"),),
+     ["libc6", "libc6-dev"]),
+    # a new symlink to a directory may resolve claimed paths differently: nothing is reused
+    ((fb.symlink("usr/lib64", "lib"),), ["base-files", "libc6", "libc6-dev"]),
+])
+def test_the_second_image_reuses_what_the_first_found_where_nothing_differs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: tuple, second_runs: list[str]
+) -> None:
+    """The example image's base, then with its libc6-dev layer: the second image's
+    catalogers take the first's packages where nothing they looked at differs
+    (catalog.twin; dpkg per package), and the diff is the one a full cataloging of both
+    gives."""
+    import imgscope.diff as diff_module
+    from imgscope.catalog.dpkg import DpkgCataloger
+    from imgscope.catalog.view import OverlayFileView
+
+    example = fb.example_image()
+    base, dev = example.layers[0], example.layers[1]
+    grown = fb.LayerSpec([*dev.members, *extra], created_by=dev.created_by)
+    paths = [fb.write_image(tmp_path / "old.tar", fb.ImageSpec([base], tags=("e/old:1",))),
+             fb.write_image(tmp_path / "new.tar", fb.ImageSpec([base, grown], tags=("e/new:1",)))]
+    runs: list[str] = []
+    real = DpkgCataloger._package
+    monkeypatch.setattr(DpkgCataloger, "_package",
+                        lambda self, files, resolver, rec, *rest:
+                        runs.append(rec.name) or real(self, files, resolver, rec, *rest))
+    reused = diff_document(diff(*paths))
+    assert runs == ["base-files", "libc6", *second_runs]
+    monkeypatch.setattr(diff_module, "twin_views", lambda first, second, _changed, memo: (
+        OverlayFileView(first, memo), OverlayFileView(second, memo)))
+    assert reused == diff_document(diff(*paths))
+    added = [c for c in reused["packages"] if c["status"] == "added"]
+    assert [c["name"] for c in added] == ["libc6-dev"]

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from imgscope.catalog.base import FileView
+from imgscope.catalog.base import FileView, PathFacts
 
 ELF_MAGIC = b"\x7fELF"
 PT_LOAD = 1
@@ -43,7 +43,12 @@ def may_be_program(path: str) -> bool:
 
 def programs(files: FileView, min_size: int) -> Iterator[str]:
     """Executable regular files of at least `min_size` bytes that may be compiled programs."""
-    for path, facts in files.entries():
+
+    def listed(path: str, facts: PathFacts) -> bool:
+        return (facts.type == "file" and bool(facts.mode & 0o111) and facts.size >= min_size
+                and may_be_program(path))
+
+    for path, facts in files.entries(listed=listed):  # the same tests inline: faster
         if (
             facts.type == "file"
             and facts.mode & 0o111

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol, TypeVar
 
@@ -50,6 +50,11 @@ class PathFacts(Protocol):
     def link_target(self) -> str | None: ...
 
 
+# Which listed paths a caller's result depends on (FileView.paths): a test of a path and of
+# what stat() says of it.
+Listed = Callable[[str, "PathFacts"], bool]
+
+
 class FileView(Protocol):
     """The final filesystem as a cataloger sees it."""
 
@@ -63,11 +68,14 @@ class FileView(Protocol):
         """What info() says, without copying it into a FileInfo: for hot loops."""
         ...
 
-    def paths(self) -> Iterable[str]:
-        """Every path of the final filesystem (absolute, "/usr/bin/gcc")."""
+    def paths(self, listed: Listed | None = None) -> Iterable[str]:
+        """Every path of the final filesystem (absolute, "/usr/bin/gcc"). With `listed`, the
+        caller says that what it finds does not depend on the paths `listed` refuses (it
+        skips them itself: a call a path costs more than the test inline): a cataloger that
+        passes it to every listing can be reused on a twin tree (`reusable`)."""
         ...
 
-    def entries(self) -> Iterable[tuple[str, PathFacts]]:
+    def entries(self, listed: Listed | None = None) -> Iterable[tuple[str, PathFacts]]:
         """paths() with what stat() says of each, in one pass: for scans of every path."""
         ...
 
@@ -86,6 +94,14 @@ class FileView(Protocol):
         they share (the same node) is read once, not once per image."""
         ...
 
+    def reusable(self, key: Hashable, compute: Callable[[], _T]) -> _T:
+        """compute(), which must depend on `key` and on what it looks up through this view
+        alone. `imgscope diff` gives the second image a view that returns what compute
+        returned for `key` on the first image when nothing it looked at differs between the
+        two trees (catalog.twin); any other view just calls it. Whole catalogers run so
+        (api.run_catalogers); a cataloger may wrap its own parts too (dpkg: one package)."""
+        ...
+
 
 @dataclass
 class CatalogResult:
@@ -96,6 +112,10 @@ class CatalogResult:
 
 
 class Cataloger(Protocol):
+    """What catalog() finds depends on the paths, types, modes, sizes, link targets and bytes
+    of files, never on which layer wrote them, their owners or their times (catalog.twin
+    reuses a result where only those differ)."""
+
     name: str  # "dpkg", "apk", ...
     content_patterns: tuple[str, ...]  # fnmatch on absolute paths; "*" also matches "/"
     wants_executables: bool  # True: needs open() on ELF executables (Go, Rust build info)
@@ -189,10 +209,10 @@ class MemoryFileView:
     def stat(self, path: str) -> FileInfo | None:
         return self._info.get(path)
 
-    def paths(self) -> Iterator[str]:
+    def paths(self, listed: Listed | None = None) -> Iterator[str]:
         return iter(sorted(self._info))
 
-    def entries(self) -> Iterator[tuple[str, FileInfo]]:
+    def entries(self, listed: Listed | None = None) -> Iterator[tuple[str, FileInfo]]:
         return iter(sorted(self._info.items()))
 
     def read(self, path: str) -> bytes | None:
@@ -205,4 +225,7 @@ class MemoryFileView:
         return io.BytesIO(data) if data is not None else None
 
     def remember(self, path: str, kind: str, compute: Callable[[], _T]) -> _T:
+        return compute()
+
+    def reusable(self, key: Hashable, compute: Callable[[], _T]) -> _T:
         return compute()

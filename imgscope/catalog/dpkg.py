@@ -270,7 +270,8 @@ class DpkgCataloger:
         if data is not None:
             sources.append((STATUS_PATH, data))
         if files.stat(STATUS_D) is not None:
-            for path in sorted(p for p in files.paths() if p.startswith(STATUS_D + "/")):
+            listing = files.paths(listed=lambda path, _facts: path.startswith(STATUS_D + "/"))
+            for path in sorted(p for p in listing if p.startswith(STATUS_D + "/")):
                 if "/" in path[len(STATUS_D) + 1 :] or path.endswith(_CONTROL_SUFFIXES):
                     continue
                 item = files.stat(path)
@@ -296,29 +297,31 @@ class DpkgCataloger:
                         f"dpkg: {db_path}: {rec.name} is {state} ({rec.status}); "
                         "its files may be incomplete"
                     )
-                claimed, evidence = self._files_of(files, rec, db_path)
-                result.packages.append(
-                    Package(
-                        ecosystem="deb",
-                        name=rec.name,
-                        version=rec.version,
-                        arch=rec.arch,
-                        purl=make_purl(
-                            "deb",
-                            rec.name,
-                            rec.version,
-                            namespace,
-                            {"arch": rec.arch, "distro": distro},
-                        ),
-                        files=resolver.claims(claimed),
-                        dependencies=_merge(rec.pre_depends, rec.depends),
-                        provides=rec.provides,
-                        evidence=(db_path, *evidence),
-                        installed_size=rec.installed_size,
-                        source=rec.source,
-                    )
-                )
+                # One package is a unit of its own: in a diff, the second image takes the
+                # first's where nothing it looked at differs (catalog.twin).
+                result.packages.append(files.reusable(
+                    ("dpkg", db_path, rec, namespace, distro),
+                    lambda rec=rec, db_path=db_path: self._package(
+                        files, resolver, rec, db_path, namespace, distro)))
         return result
+
+    def _package(self, files: FileView, resolver: PathResolver, rec: DpkgRecord, db_path: str,
+                 namespace: str, distro: str | None) -> Package:
+        claimed, evidence = self._files_of(files, rec, db_path)
+        return Package(
+            ecosystem="deb",
+            name=rec.name,
+            version=rec.version,
+            arch=rec.arch,
+            purl=make_purl("deb", rec.name, rec.version, namespace,
+                           {"arch": rec.arch, "distro": distro}),
+            files=resolver.claims(claimed),
+            dependencies=_merge(rec.pre_depends, rec.depends),
+            provides=rec.provides,
+            evidence=(db_path, *evidence),
+            installed_size=rec.installed_size,
+            source=rec.source,
+        )
 
     @staticmethod
     def _files_of(files: FileView, rec: DpkgRecord, db_path: str) -> tuple[list[str], list[str]]:

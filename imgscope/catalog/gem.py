@@ -68,6 +68,10 @@ def parse_gemspec(data: bytes) -> tuple[GemSpec | None, list[str]]:
     return GemSpec(name, version, tuple(f for f in files if f), tuple(d for d in deps if d)), []
 
 
+def _is_spec(path: str, _facts: object) -> bool:
+    return path.endswith(".gemspec") and "/specifications/" in path
+
+
 def _gem_key(path: str, homes: set[str]) -> tuple[str, str] | None:
     """(GEM_HOME, full name) of a path inside a gem's directories."""
     for home in homes:
@@ -92,8 +96,7 @@ class GemCataloger:
 
     def catalog(self, files: FileView) -> CatalogResult:
         result = CatalogResult()
-        all_paths = list(files.paths())
-        specs = [p for p in all_paths if p.endswith(".gemspec") and "/specifications/" in p]
+        specs = [p for p in files.paths(listed=_is_spec) if _is_spec(p, None)]
         homes = {
             p.rpartition("/specifications/")[0]
             for p in specs
@@ -101,7 +104,8 @@ class GemCataloger:
         }
         owned: dict[tuple[str, str], list[str]] = defaultdict(list)
         if homes:
-            for path in all_paths:
+            listed = lambda path, _facts: _gem_key(path, homes) is not None  # noqa: E731
+            for path in files.paths(listed=listed):
                 key = _gem_key(path, homes)
                 if key is not None:
                     item = files.stat(path)

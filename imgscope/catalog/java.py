@@ -259,14 +259,13 @@ class JavaCataloger:
         result = CatalogResult()
         archives: list[str] = []
         releases: list[str] = []
-        all_paths = list(files.paths())
-        for path in all_paths:
+        for path in files.paths(listed=_listed):
             if path.endswith("/release"):
                 releases.append(path)
             elif _is_archive(path):
                 archives.append(path)
 
-        jdk_dirs = self._jdks(files, releases, all_paths, result)
+        jdk_dirs = self._jdks(files, releases, result)
         prefixes = tuple(d + "/" for d in jdk_dirs)
         for path in archives:
             if prefixes and path.startswith(prefixes):
@@ -302,9 +301,7 @@ class JavaCataloger:
         return result
 
     @staticmethod
-    def _jdks(
-        files: FileView, releases: list[str], all_paths: list[str], result: CatalogResult
-    ) -> list[str]:
+    def _jdks(files: FileView, releases: list[str], result: CatalogResult) -> list[str]:
         found: list[str] = []
         for path in releases:
             data = files.read(path)
@@ -321,7 +318,8 @@ class JavaCataloger:
                 kind = "jdk" if release.get("IMAGE_TYPE", "").upper() == "JDK" else "jre"
             implementor = release.get("IMPLEMENTOR", "")
             head = home + "/"
-            owned = tuple(p for p in all_paths if p.startswith(head) and _is_file(files, p))
+            inside = files.paths(listed=lambda path, _facts, head=head: path.startswith(head))
+            owned = tuple(p for p in inside if p.startswith(head) and _is_file(files, p))
             found.append(home)
             result.packages.append(
                 Package(
@@ -334,6 +332,10 @@ class JavaCataloger:
                 )
             )
         return found
+
+
+def _listed(path: str, _facts: object) -> bool:
+    return path.endswith("/release") or _is_archive(path)
 
 
 def _is_file(files: FileView, path: str) -> bool:

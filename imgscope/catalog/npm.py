@@ -146,7 +146,7 @@ class NpmCataloger:
     def catalog(self, files: FileView) -> CatalogResult:
         result = CatalogResult()
         owned: dict[str, list[str]] = {}
-        for path in files.paths():
+        for path in files.paths(listed=lambda path, _facts: NM in path):
             if NM not in path:
                 continue
             root = package_root(path)

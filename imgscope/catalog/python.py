@@ -116,6 +116,11 @@ def _meta_kind(path: str) -> tuple[str, str] | None:
     return None
 
 
+def _listed(path: str, _facts: object) -> bool:
+    """The listed paths the cataloger looks at (it tests the same inline: faster)."""
+    return "/__pycache__/" in path or "-info" in path or "-INFO" in path
+
+
 class PythonCataloger:
     name = "python"
     content_patterns = (
@@ -137,7 +142,7 @@ class PythonCataloger:
         pycache: dict[str, list[str]] = defaultdict(list)
         meta_dirs: set[str] = set()
         all_paths: list[str] = []
-        for path in files.paths():
+        for path in files.paths(listed=_listed):
             if "/__pycache__/" in path:
                 # "/a/b/__pycache__/m.cpython-311.pyc" belongs to "/a/b/m.py"
                 head, _, leaf = path.partition("/__pycache__/")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import BinaryIO, TypeVar
 
-from imgscope.catalog.base import FileInfo
+from imgscope.catalog.base import FileInfo, Listed
 from imgscope.model import EntryType
 from imgscope.overlay import Node, Overlay
 
@@ -65,8 +65,11 @@ class OverlayFileView:
             above = self._nodes.get(parent)
             if above is not None and above.type is EntryType.DIR and leaf not in ("", ".", ".."):
                 return None  # a real directory that has no such entry (an optional database)
-        resolved = self._fs.resolve(path)
+        resolved = self._resolve(path)
         return resolved[1] if resolved is not None else None
+
+    def _resolve(self, path: str) -> tuple[str, Node] | None:
+        return self._fs.resolve(path)
 
     def info(self, path: str) -> FileInfo | None:
         # Built on each call, not cached: a cache costs ~250 MB on a million-entry layer.
@@ -80,10 +83,10 @@ class OverlayFileView:
         """The node itself (its type is an EntryType: a str, compared with ``==``)."""
         return self._nodes.get(path) if path != "/" else self._fs.root
 
-    def paths(self) -> Iterator[str]:
+    def paths(self, listed: Listed | None = None) -> Iterator[str]:
         return iter(self._nodes)
 
-    def entries(self) -> Iterable[tuple[str, Node]]:
+    def entries(self, listed: Listed | None = None) -> Iterable[tuple[str, Node]]:
         return self._nodes.items()
 
     def read(self, path: str) -> bytes | None:
@@ -120,3 +123,6 @@ class OverlayFileView:
         if known is None:
             known = self._memo[key] = (node.inode, compute())  # type: ignore[index]
         return known[1]
+
+    def reusable(self, key: Hashable, compute: Callable[[], _T]) -> _T:
+        return compute()
