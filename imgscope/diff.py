@@ -1356,12 +1356,12 @@ class _Pair:
         if self.catalogers:
             first, second = (old, new) if self._first == OLD else (new, old)
             memo: dict = {}  # per file, what the catalogers read of it: once for both images
-            twinned = bool(self._reused) and paths is not None
-            views = (twin_views(first.fs, second.fs, paths, memo) if twinned  # type: ignore[arg-type]
+            changed = paths if self._reused else None  # where the twin trees may differ
+            views = (twin_views(first.fs, second.fs, changed, memo) if changed is not None
                      else (OverlayFileView(first.fs, memo), OverlayFileView(second.fs, memo)))
             packages = _later_stages(first, self.catalogers, views[0], findings=self.advise)
             _later_stages(second, self.catalogers, views[1],
-                          (first, packages, paths) if twinned else None,  # type: ignore[arg-type]
+                          (first, packages, changed) if changed is not None else None,
                           findings=self.advise)
         reads = self._read_digests(plan)
         verdicts, compared = _compare_planned(plan)

@@ -49,9 +49,6 @@ class Differences:
             for fs, node in zip((first, second), pair, strict=True)
         )
 
-    def __contains__(self, path: object) -> bool:
-        return path in self.nodes
-
     def any_listed(self, listed: Listed) -> bool:
         """Whether `listed` accepts a differing path on either side."""
         return any(listed(path, node) for path, pair in self.nodes.items()
@@ -93,7 +90,7 @@ class RecordingView(OverlayFileView):
     def reusable(self, key: Hashable, compute: Callable[[], _T]) -> _T:
         before = self._met
         result = compute()
-        if self._met == before and self._differ.resolve_alike:
+        if self._met == before:
             self._kept[key] = result
         return result
 
@@ -146,8 +143,11 @@ class ReusingView(OverlayFileView):
 
 
 def twin_views(first: Overlay, second: Overlay, changed: Collection[str], memo: dict | None
-               ) -> tuple[RecordingView, ReusingView]:
-    """The views to run the catalogers on, first image then second."""
+               ) -> tuple[OverlayFileView, OverlayFileView]:
+    """The views to run the catalogers on, first image then second: plain ones, that reuse
+    nothing, when the trees may resolve directories differently (see above)."""
+    differences = Differences(first, second, changed)
+    if not differences.resolve_alike:
+        return OverlayFileView(first, memo), OverlayFileView(second, memo)
     kept: dict[Hashable, object] = {}
-    return (RecordingView(first, memo, Differences(first, second, changed), kept),
-            ReusingView(second, memo, kept))
+    return RecordingView(first, memo, differences, kept), ReusingView(second, memo, kept)

@@ -15,7 +15,7 @@ from imgscope.archive.layer import Blob, LayerReader
 from imgscope.archive.streams import reader_chunks
 from imgscope.catalog.base import FileInfo, MemoryFileView
 from imgscope.catalog.registry import all_catalogers
-from imgscope.catalog.twin import Differences, RecordingView, ReusingView, twin_views
+from imgscope.catalog.twin import Differences, twin_views
 from imgscope.overlay import Overlay
 
 BASE = [
@@ -110,11 +110,10 @@ def test_a_differing_symlink_to_a_directory_keeps_nothing() -> None:
     outside them: a symlink that leads to a directory where the other tree has none
     resolves paths differently, so nothing is reused, however clean."""
     first, second, changed = _twins([*TOP, fb.symlink("opt", "etc")])
-    recording = RecordingView(first, None, Differences(first, second, changed), kept := {})
-    assert not recording._differ.resolve_alike
+    assert not Differences(first, second, changed).resolve_alike
+    recording, reusing = twin_views(first, second, changed, None)
     assert recording.reusable("stat", lambda: recording.stat("/etc/keep").size) == 5
-    assert kept == {}
-    assert ReusingView(second, None, kept).reusable("stat", lambda: "again") == "again"
+    assert reusing.reusable("stat", lambda: "again") == "again"
 
 
 class _ListedOnly:
