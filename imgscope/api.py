@@ -21,7 +21,12 @@ from imgscope.archive.layer import (
     Spool,
     whiteout_target,
 )
-from imgscope.archive.streams import RegionHasher, pending_digests, reader_chunks
+from imgscope.archive.streams import (
+    RegionHasher,
+    pending_digests,
+    reader_chunks,
+    rotation_cores,
+)
 from imgscope.catalog.base import compile_patterns
 from imgscope.catalog.view import OverlayFileView
 from imgscope.errors import CorruptInput, DigestMismatch, LimitExceeded
@@ -268,7 +273,8 @@ HASHING_PROCESSES = 2  # the largest layer alone on one, the others on the secon
 
 
 def start_hashing(readers: Sequence[LayerReader], hashers: list[RegionHasher],
-                  inflated: bool = False, copies: Callable[[], Spool] | None = None) -> None:
+                  inflated: bool = False, copies: Callable[[], Spool] | None = None,
+                  beside: int = 0) -> None:
     """Hash every plain seekable layer up front, in child processes, while this one walks
     (with `inflated`, the compressed ones too: LayerReader.hash_region). With `copies`, the
     child also inflates each compressed one into a spool of its own that `copies()` makes
@@ -277,7 +283,14 @@ def start_hashing(readers: Sequence[LayerReader], hashers: list[RegionHasher],
     Two children, not one: the sha256 of the largest layer is the longest chain of work in a
     verified read (~0.5 s for 618 MB here), so it gets a process of its own and the smaller
     layers go to another; one child would add their hashing to that chain. Layers are spread
-    largest first onto the less loaded child."""
+    largest first onto the less loaded child. Where this process and the children outnumber
+    the cores, the lighter children move from core to core as they go (streams.CoreRotation):
+    left where the kernel first put them, one of them doubled the time of the chain it
+    shared a core with, and which chain that was varied from run to run (docker-archive
+    buildtools -> buildtools-v2 diff: median 0.64 s, 0.60-0.68, rotating 0.58, 0.57-0.59).
+    `beside`: CPU-bound processes already at work besides this one (diff: the children
+    reading the first image), one of them a longer chain than any of these layers: then
+    every child started here rotates."""
     regions = []
     for reader in readers:
         region = reader.hash_region(inflated)
@@ -295,8 +308,11 @@ def start_hashing(readers: Sequence[LayerReader], hashers: list[RegionHasher],
         lightest = loads.index(min(loads))
         groups[lightest].append(item)
         loads[lightest] += item[1][2]
-    for group in groups:
-        hasher = RegionHasher([region for _, region in group])
+    cores = rotation_cores(1 + beside + len(groups))
+    for number, group in enumerate(groups):
+        # Without `beside`, the first child holds the largest layer: it stays put.
+        hasher = RegionHasher([region for _, region in group],
+                              cores if number or beside else ())
         hashers.append(hasher)
         for (reader, _), digest in zip(group, pending_digests(hasher, len(group)), strict=True):
             reader.set_pending_digest(digest)

@@ -1109,14 +1109,18 @@ class _Pair:
         assert second.container is not None and second.resolved is not None
         ahead = layer_readers(second.container, second.resolved, second.capture, self.verify,
                               first=shared)
+        hashers = self.checks[first.name].hashers
         start_hashing([layer.reader for layer in recorder.layers.values()] + list(ahead.values()),
-                      self.checks[first.name].hashers)
+                      hashers)
         if self._hash_inflated_ahead(recorder, ahead):
             # Only the compressed ones are left: a reader hashed above has its pending digest
             # (LayerReader.hash_region), so these get children of their own, which inflate
-            # them into spools too: their walk, after the first side's, only seeks.
-            start_hashing(list(ahead.values()), self.checks[first.name].hashers, inflated=True,
-                          copies=self._copy_spool)
+            # them into spools too: their walk, after the first side's, only seeks. Beside
+            # them: the children above, and the one inflating the first side's walk.
+            inflating = any(_compression(layer.reader.blob) != "none"
+                            for layer in recorder.layers.values())
+            start_hashing(list(ahead.values()), hashers, inflated=True, copies=self._copy_spool,
+                          beside=len(hashers) + inflating)
         if shared:
             # Reading the later layers' headers (a child) overlaps importing the catalogers.
             foreseen = self._foresee(recorder, shared) if predict else None

@@ -65,3 +65,103 @@ def test_a_file_that_cannot_be_mapped_is_read_instead(data_file, monkeypatch) ->
     monkeypatch.setattr(streams.mmap, "mmap", refuse)
     expected = "sha256:" + hashlib.sha256(data[5:]).hexdigest()
     assert hash_mapped_region(fd, 5, len(data) - 5) == (expected, len(data) - 5)
+
+
+# -- moving a light hashing child between cores (CoreRotation) --------------------------------
+
+
+@pytest.fixture
+def affinity_calls(monkeypatch) -> list[set[int]]:
+    """os.sched_setaffinity recorded instead of done: the test process stays where it is."""
+    calls: list[set[int]] = []
+    monkeypatch.setattr(streams.os, "sched_setaffinity",
+                        lambda pid, cores: calls.append(set(cores)), raising=False)
+    return calls
+
+
+def test_a_rotation_visits_the_cores_in_turn(affinity_calls) -> None:
+    rotation = streams.CoreRotation([2, 5])
+    for _ in range(5):
+        rotation.step()
+    assert affinity_calls == [{2}, {5}, {2}, {5}, {2}]
+    rotation.release()
+    assert affinity_calls[-1] == {2, 5}
+    rotation.step()  # released: it no longer moves
+    assert len(affinity_calls) == 6
+
+
+def test_a_core_that_refuses_ends_the_rotation(monkeypatch) -> None:
+    calls: list[set[int]] = []
+
+    def narrowed(pid: int, cores) -> None:
+        calls.append(set(cores))
+        if cores == {1}:
+            raise OSError(22, "Invalid argument")  # a cpuset without core 1
+
+    monkeypatch.setattr(streams.os, "sched_setaffinity", narrowed, raising=False)
+    rotation = streams.CoreRotation([0, 1])
+    for _ in range(4):
+        rotation.step()
+    assert calls == [{0}, {1}, {0, 1}]  # back on every core, then left alone
+
+
+@pytest.mark.parametrize("cores,busy,expected", [
+    ({0, 1}, 3, [0, 1]),  # three processes on two cores: rotate
+    ({0, 1}, 2, []),  # one core each
+    ({0, 1, 2, 3}, 3, []),
+    ({3}, 3, []),  # one core: nowhere to go
+])
+def test_rotation_only_where_processes_outnumber_cores(monkeypatch, cores, busy, expected) -> None:
+    monkeypatch.setattr(streams.os, "sched_getaffinity", lambda pid: cores, raising=False)
+    assert streams.rotation_cores(busy) == expected
+
+
+def test_a_rotating_hash_moves_once_per_window(data_file, affinity_calls, monkeypatch) -> None:
+    fd, data = data_file
+    monkeypatch.setattr(streams, "MAP_WINDOW", mmap.ALLOCATIONGRANULARITY)
+    expected = "sha256:" + hashlib.sha256(data).hexdigest()
+    rotation = streams.CoreRotation([0, 1])
+    assert hash_mapped_region(fd, 0, len(data), rotation) == (expected, len(data))
+    windows = -(-len(data) // mmap.ALLOCATIONGRANULARITY)
+    assert affinity_calls == [{i % 2} for i in range(windows)]
+
+
+def test_a_rotating_inflate_moves_once_per_window_of_output(tmp_path, affinity_calls,
+                                                           monkeypatch) -> None:
+    import zstandard
+
+    # 3 MiB that zstd cannot shrink: read in three 1 MiB chunks, each inflating to ~1 MiB.
+    plain = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(3 << 15))
+    path = tmp_path / "layer.zst"
+    path.write_bytes(zstandard.ZstdCompressor().compress(plain))
+    monkeypatch.setattr(streams, "MAP_WINDOW", 256 << 10)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        rotation = streams.CoreRotation([0, 1])
+        raw, content, done, _ = streams.hash_compressed_region(fd, 0, size, "zstd",
+                                                               rotation=rotation)
+    finally:
+        os.close(fd)
+    assert content == "sha256:" + hashlib.sha256(plain).hexdigest()
+    assert raw == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    assert done == len(plain)
+    # A move before each chunk that starts a new 256 KiB window: here every chunk.
+    assert len(affinity_calls) in (3, 4)
+    assert affinity_calls == [{i % 2} for i in range(len(affinity_calls))]
+
+
+@pytest.mark.skipif(not streams.rotation_cores(3), reason="needs two or more cores to rotate on")
+def test_a_rotating_child_hashes_as_a_still_one(data_file) -> None:
+    fd, data = data_file
+    cores = streams.rotation_cores(3)
+    regions = [(fd, 0, len(data), "none"), (fd, 10, 20, "none")]
+    moving, still = RegionHasher(regions, cores), RegionHasher(regions)
+    try:
+        whole = "sha256:" + hashlib.sha256(data).hexdigest()
+        assert moving.result(0) == still.result(0) == (whole, whole, len(data))
+        assert moving.result(1) == still.result(1)
+    finally:
+        moving.close()
+        still.close()
+    assert os.sched_getaffinity(0) == set(cores)  # the parent never moved
