@@ -269,7 +269,8 @@ def _diff_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    from imgscope.diff import SECTIONS, diff
+    from imgscope.diff import diff
+    from imgscope.pairing import SECTIONS
 
     sections = SECTIONS
     if args.only:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import fixture_build as fb
 
-from imgscope.diff import SECTIONS, diff, group_by_directory
+from imgscope.compare import group_by_directory
+from imgscope.diff import SECTIONS, diff
 from imgscope.errors import DigestMismatch
 from imgscope.report.diff_report import diff_document, diff_text
 
@@ -571,7 +572,7 @@ def test_one_blob_at_two_positions_is_verified_at_both(tmp_path: Path) -> None:
 def test_compare_works_on_two_plain_analyses(pair) -> None:
     """The library path without diff(): two analyze() results in, no content hashing."""
     from imgscope.api import analyze
-    from imgscope.diff import compare
+    from imgscope.compare import compare
 
     old, new = analyze(pair[0]), analyze(pair[1])
     result = compare(old, new)
@@ -630,7 +631,7 @@ def test_only_the_paths_later_layers_wrote_are_compared(pair) -> None:
     every path of both trees gives the same changes; the skipped paths are the shared
     base's."""
     from imgscope.api import analyze
-    from imgscope.diff import changed_paths, compare_files
+    from imgscope.compare import changed_paths, compare_files
 
     old, new = analyze(pair[0]), analyze(pair[1])
     everything = set(old.fs.index()) | set(new.fs.index())

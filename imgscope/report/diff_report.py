@@ -10,7 +10,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from imgscope.diff import (
+from imgscope.compare import (
     ConfigChange,
     FileChange,
     FileState,
