@@ -46,7 +46,7 @@ With `hash_content=False` such files are reported with content "unknown".
 
 Comparing is imgscope.compare's: a pure function of the two analyses, imported once the
 hashing has started: creating its 14 dataclasses costs ~12 ms, which before the first fork
-delayed every digest (the fork came 10 ms later than inspect's).
+delayed every digest (the fork came at 95 ms, now at 85; inspect's at 77-80).
 """
 
 from __future__ import annotations
