@@ -191,7 +191,7 @@ class _Pair:
         self.advise = advise
         self.catalogers: list[Cataloger] = []  # set by prepare()
         self._prepared = False
-        self.sides = {name: _SideIO(name, Capture(None, file_offsets={})) for name in (OLD, NEW)}
+        self.sides = {name: _SideIO(name, Capture(None)) for name in (OLD, NEW)}
         self._hashers: list[RegionHasher | _ForkedHashes] = []
         # Digests of walked layers still being computed, per side: settled last (settle).
         self.checks = {OLD: PendingChecks(), NEW: PendingChecks()}
@@ -590,33 +590,37 @@ class _Pair:
                 assert inode is not None
                 key = (shared_from if inode.layer < shared else side, inode.layer)
                 versions.append((key, node, trees[side].names(path, node)))
-            where = [self._located(key, names) for key, _, names in versions]
+            where = [self._located(key, node.inode) for key, node, _ in versions]
             if where[0] is not None and where[1] is not None:
                 # Both read alone from plain layers: compared, not hashed (stops at the
                 # first difference; equal bytes read once each instead of hashed twice).
                 plan.compares.append((id(a.inode), id(b.inode), a.size,
                                       (versions[0][0], *where[0]), (versions[1][0], *where[1])))
                 continue
-            for key, node, inode_names in versions:
+            for (key, node, inode_names), located in zip(versions, where, strict=True):
                 plan.paths[key].update(inode_names)
-                plan.inodes[key].append((id(node.inode), inode_names, node.size))
+                plan.inodes[key].append((id(node.inode), inode_names, node.size,
+                                         None if located is None else located[1]))
         return plan
 
-    def _located(self, key: tuple[str, int], names: list[str]) -> tuple[Blob, int] | None:
-        """(blob, offset in it) of a file the walk of a plain seekable layer noted, if any."""
+    def _located(self, key: tuple[str, int], inode) -> tuple[Blob, int] | None:
+        """(blob, offset in it) of a file whose bytes lie whole in a plain seekable layer
+        this side walked itself (Inode.offset: where its tar member's bytes start); None for
+        a compressed layer, a stream, a sparse file, or a shared layer this side took from
+        the other side's walk (its copy may not have been read: see analyze's `trusted`)."""
         side_name, layer = key
-        if not self._rereadable(side_name):
+        if inode.offset < 0 or inode.size != inode.stored_size \
+                or not self._rereadable(side_name):
+            return None
+        if layer < self._reused and (self._recorder is None
+                                     or side_name != self._recorder.side):
             return None
         side = self.sides[side_name]
         assert side.container is not None and side.resolved is not None
-        offsets = (side.capture.file_offsets or {}).get(layer)
-        if not offsets:
-            return None
         blob = side.container.blob(side.resolved.layers[layer].name)
         if blob.fd is None or _compression(blob) != "none":
             return None
-        start = next((offsets[name] for name in names if name in offsets), None)
-        return None if start is None else (blob, start)
+        return blob, inode.offset
 
     def _cheaper_copy(self) -> str:
         usable = [n for n in (OLD, NEW) if self._rereadable(n)] or [OLD]
@@ -645,8 +649,7 @@ class _Pair:
                 out[(side_name, layer)] = predicted
                 continue
             blob = side.container.blob(ref.name)
-            offsets = (side.capture.file_offsets or {}).get(layer, {})
-            found = _hash_at_offsets(blob, plan.inodes[(side_name, layer)], offsets)
+            found = _hash_at_offsets(blob, plan.inodes[(side_name, layer)])
             if found is not None:
                 out[(side_name, layer)] = found
                 continue
@@ -658,7 +661,7 @@ class _Pair:
             out[(side_name, layer)] = (reader.result.digests, size, size)
         return out
 
-    def _predicted(self, side_name: str, layer: int, inodes: list[tuple[int, list[str], int]]
+    def _predicted(self, side_name: str, layer: int, inodes: list[_Planned]
                    ) -> tuple[dict[str, str], int, int] | None:
         """({path: digest}, layer bytes, 0) when the walk of that layer hashed every planned
         file already (Capture.digest_also): nothing is read again."""
@@ -667,7 +670,7 @@ class _Pair:
         if walked is None:
             return None
         found: dict[str, str] = {}
-        for _, names, _ in inodes:
+        for _, names, _, _ in inodes:
             hit = next((n for n in names if n in walked), None)
             if hit is None:
                 return None
@@ -684,7 +687,7 @@ class _Pair:
         digests: dict[int, str] = {}
         rows: dict[tuple[str, int], list[int]] = {}
         for key, (found, size, read) in reads.items():
-            for inode_id, names, _ in plan.inodes[key]:
+            for inode_id, names, _, _ in plan.inodes[key]:
                 for name in names:
                     if name in found:
                         digests[inode_id] = found[name]
@@ -734,18 +737,15 @@ class _FileOf:
         return node is not None and node.type is EntryType.FILE and node.size == size
 
 
-def _hash_at_offsets(blob: Blob, inodes: list[tuple[int, list[str], int]],
-                     offsets: dict[str, int]
-                     ) -> tuple[dict[str, str], int, int] | None:
+def _hash_at_offsets(blob: Blob, inodes: list[_Planned]) -> tuple[dict[str, str], int, int] | None:
     """({path: digest}, layer bytes, bytes read) of the planned inodes of one layer, each
-    read at the offset the walk noted; None when one of them has no noted offset (the layer
-    was not walked plain and seekable here: walk it instead)."""
+    read alone at its offset (_Pair._located); None when one of them has none (walk the
+    layer instead)."""
     if blob.fd is None or _compression(blob) != "none":
         return None
     found: dict[str, str] = {}
     read = 0
-    for _, names, size in inodes:
-        start = next((offsets[name] for name in names if name in offsets), None)
+    for _, names, size, start in inodes:
         if start is None:
             return None
         digest, done = hash_region(blob.fd, blob.offset + start, size)
@@ -757,12 +757,17 @@ def _hash_at_offsets(blob: Blob, inodes: list[tuple[int, list[str], int]],
     return found, blob.size, read
 
 
+# A file to hash: (id of its inode, its names, size, offset of its bytes in the plain layer
+# blob, or None: see _Pair._located).
+_Planned = tuple[int, list[str], int, "int | None"]
+
+
 @dataclass
 class _DigestPlan:
     """What pass two hashes, per (side, layer) to read: the names, and each inode to read."""
 
     paths: dict[tuple[str, int], set[str]] = field(default_factory=lambda: defaultdict(set))
-    inodes: dict[tuple[str, int], list[tuple[int, list[str], int]]] = field(
+    inodes: dict[tuple[str, int], list[_Planned]] = field(
         default_factory=lambda: defaultdict(list))
     # Candidates compared byte for byte instead: (id(old inode), id(new inode), size,
     # (key, blob, offset) of the old version, of the new one).

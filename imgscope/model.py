@@ -45,6 +45,9 @@ class LayerEntry(NamedTuple):
     # Where a kept executable's bytes can be read back: (fd, offset) into the archive for a
     # plain seekable layer, or into imgscope's own spool file for a compressed one.
     data_ref: tuple[int, int] | None = None
+    # Where the member's bytes start in the layer's uncompressed tar stream (-1: not read
+    # from a tar): `imgscope diff` reads one file of a plain layer back from there.
+    offset: int = -1
 
 
 @dataclass(frozen=True, slots=True)

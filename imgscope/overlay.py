@@ -31,10 +31,12 @@ MAX_SYMLINK_HOPS = 40  # Linux's limit for one path resolution
 class Inode:
     """File content shared by hard links."""
 
-    __slots__ = ("size", "stored_size", "layer", "links", "content", "data_ref", "owner")
+    __slots__ = ("size", "stored_size", "layer", "links", "content", "data_ref", "owner",
+                 "offset")
 
     def __init__(self, size: int, stored_size: int, layer: int, content: bytes | None,
-                 data_ref: tuple[int, int] | None = None, owner: object = None) -> None:
+                 data_ref: tuple[int, int] | None = None, owner: object = None,
+                 offset: int = -1) -> None:
         self.size = size
         self.stored_size = stored_size
         self.layer = layer  # the layer that shipped these bytes
@@ -42,6 +44,7 @@ class Inode:
         self.content = content
         self.data_ref = data_ref  # (fd, offset) of the bytes, for kept executables
         self.owner = owner  # the overlay that may change it (see Overlay.snapshot)
+        self.offset = offset  # where the bytes start in that layer's tar stream (LayerEntry)
 
 
 class Node:
@@ -212,7 +215,7 @@ class Overlay:
         known = self._inode_copies.get(id(inode))
         if known is None:
             twin = Inode(inode.size, inode.stored_size, inode.layer, inode.content,
-                         inode.data_ref, self._token)
+                         inode.data_ref, self._token, inode.offset)
             twin.links = inode.links
             # the original is kept with its copy: its id stays unique while it is a key
             known = self._inode_copies[id(inode)] = (inode, twin)
@@ -508,7 +511,7 @@ class Overlay:
                 inode = target.inode
         elif etype is EntryType.FILE:
             inode = Inode(entry.size, entry.stored_size, self._layer, entry.content,
-                          entry.data_ref, self._token)
+                          entry.data_ref, self._token, entry.offset)
 
         if existing is not None:
             how = "duplicate-in-layer" if existing.layer == self._layer else "replaced"

@@ -64,10 +64,6 @@ class Capture:
     # LayerRead.digests. With it set the reader takes a separate walk that keeps nothing else,
     # so the ordinary walk is unchanged.
     digest_paths: Set[str] | None = None
-    # Opt-in (`imgscope diff`): for each plain seekable layer walked, by layer index, where
-    # every regular file's bytes start in the blob (path -> offset), so that a file's content
-    # can be hashed later by reading it alone instead of walking its layer again.
-    file_offsets: dict[int, dict[str, int]] | None = None
     # Opt-in (`imgscope diff`): (path, size) of regular files to hash while a compressed layer
     # streams past (a plain layer is read back at its offsets instead); the digests land in
     # `walked_digests`, by layer index. A LayerReader's own `digest_also` overrides it.
@@ -352,14 +348,10 @@ class LayerReader:
             yield from self._walk_digests(walker, capture.digest_paths)
             return
         make_entry = self._entry
-        offsets = None
         if capture is not None:
             wanted = capture.pattern.match if capture.pattern is not None else None
             max_bytes, inline_bytes = capture.max_bytes, capture.inline_bytes
             executables = capture.executables
-            if capture.file_offsets is not None and self.blob.fd is not None \
-                    and self.result.compression == "none":
-                offsets = capture.file_offsets.setdefault(index, {})
         file_type = EntryType.FILE
         digests = self.result.digests
         digest_also = self.digest_also
@@ -375,8 +367,6 @@ class LayerReader:
             entry = make_entry(member, findings)
             if entry is None:
                 continue
-            if offsets is not None:
-                _note_offset(offsets, entry, member)
             if digest_also is not None:
                 digests.pop(entry.path, None)  # the last entry of a path wins
             if capture is not None and entry.type is file_type:
@@ -432,7 +422,7 @@ class LayerReader:
 
     def _entry(self, member: RawMember, findings: list[PathFinding]) -> LayerEntry | None:
         (name, typeflag, size, stored, mode, uid, gid, mtime, linkname, devmajor, devminor,
-         xattrs, _offset) = member
+         xattrs, offset) = member
         etype = _TYPES.get(typeflag)
         if etype is None:
             # Unknown typeflags are read as regular files, as the tar spec asks.
@@ -470,7 +460,7 @@ class LayerReader:
                     )
         return _new_entry((
             path, etype, size, stored, mode & 0o7777, uid, gid, mtime, link, devmajor,
-            devminor, xattrs, None if path.isascii() else _raw_name(path), None, None,
+            devminor, xattrs, None if path.isascii() else _raw_name(path), None, None, offset,
         ))
 
     def _keep_by_reference(self, entry: LayerEntry, member: RawMember, walker: TarWalker,
@@ -519,18 +509,6 @@ class _Adapt:
     def result(self) -> tuple[str, str, int]:
         digest, done = self._future.result()
         return digest, digest, done
-
-
-def _note_offset(offsets: dict[str, int], entry: LayerEntry, member: RawMember) -> None:
-    """Where the bytes of the file at entry.path start, as the overlay will see it: the
-    last entry of a path wins, a hard link shares its target's bytes. Sparse members are
-    left out: their stored bytes are not the file's content."""
-    if entry.type is EntryType.FILE and member.typeflag != b"S" and entry.size == entry.stored_size:
-        offsets[entry.path] = member.offset
-    elif entry.type is EntryType.HARDLINK and entry.link_target in offsets:
-        offsets[entry.path] = offsets[entry.link_target]  # type: ignore[index]
-    else:
-        offsets.pop(entry.path, None)
 
 
 def _maybe_elf(entry: LayerEntry) -> bool:
