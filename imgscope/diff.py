@@ -104,6 +104,7 @@ from imgscope.overlay import Node, Overlay
 from imgscope.pairing import NEW, OLD, SECTIONS, shared_prefix
 
 if TYPE_CHECKING:
+    from imgscope.analyze.buildtools import FileTable
     from imgscope.compare import ImageDiff, ReadCost
 
 # The largest inflated copy of a second side's own compressed layer (_Pair._copy_spool); a
@@ -547,9 +548,10 @@ class _Pair:
             changed = paths if self._reused else None  # where the twin trees may differ
             views = (twin_views(first.fs, second.fs, changed, memo) if changed is not None
                      else (OverlayFileView(first.fs, memo), OverlayFileView(second.fs, memo)))
-            packages = _later_stages(first, self.catalogers, views[0], findings=self.advise)
+            packages, table = _later_stages(first, self.catalogers, views[0],
+                                            findings=self.advise)
             _later_stages(second, self.catalogers, views[1],
-                          (first, packages, changed) if changed is not None else None,
+                          (first, packages, changed, table) if changed is not None else None,
                           findings=self.advise)
         reads = self._read_digests(plan)
         verdicts, compared = _compare_planned(plan)
@@ -878,18 +880,22 @@ def _outcome(func: Callable[[], object]) -> tuple[str, object]:
 
 
 def _later_stages(analysis: Analysis, catalogers: Sequence[Cataloger], view: OverlayFileView,
-                  twin: tuple[Analysis, list[Package], Collection[str]] | None = None,
-                  findings: bool = True) -> list[Package]:
+                  twin: _Twin | None = None, findings: bool = True
+                  ) -> tuple[list[Package], FileTable | None]:
     """What api.analyze does after reading (kept in step with it): catalog, attribute, and
     (with `findings`) the build-tool findings, without the recommendations (a diff compares
     findings; recommending costs ~30 ms a side). Into the analysis, warnings included; the
-    packages found are returned. `view`: the analysis's FileView (catalog.twin's for a pair
-    of twins); `twin`: the other image, its packages and the paths at which the two trees
-    may differ, when this one started from its state (attribute_twin)."""
+    packages found are returned, and the scan's FileTable. `view`: the analysis's FileView
+    (catalog.twin's for a pair of twins); `twin`: the other image, its packages, the paths
+    at which the two trees may differ and its FileTable, when this one started from its
+    state (attribute_twin, FileTable.derive)."""
     packages, warnings = run_catalogers(catalogers, analysis.fs, view)
     result = None
+    table = None
     if twin is not None:
-        other, other_packages, changed = twin
+        other, other_packages, changed, other_table = twin
+        if other_table is not None:
+            table = other_table.derive(other.fs, analysis.fs, changed)
         assert other.attribution is not None
         result = attribute_twin(other.attribution, other_packages, other.fs, analysis.fs,
                                 packages, analysis.fs.wasted, len(analysis.layers), changed)
@@ -902,8 +908,14 @@ def _later_stages(analysis: Analysis, catalogers: Sequence[Cataloger], view: Ove
     if findings:
         from imgscope.analyze.recommend import apply_findings
 
-        apply_findings(analysis, OverlayFileView(analysis.fs))
-    return packages
+        scanned = apply_findings(analysis, OverlayFileView(analysis.fs), table)
+        table = scanned.table if scanned is not None else None
+    return packages, table
+
+
+# The other image of a pair of twins, for _later_stages: its analysis, packages, the paths
+# at which the two trees may differ, its FileTable (None: not scanned).
+_Twin = tuple[Analysis, list[Package], Collection[str], "FileTable | None"]
 
 
 # A verifier result: this copy holds the very bytes of the first side's copy.

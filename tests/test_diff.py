@@ -841,10 +841,31 @@ def test_the_second_index_and_facts_built_from_the_first_are_the_walked_ones(
                                             len(analysis.layers))
         assert analysis.attribution == full
 
+    from imgscope.analyze.buildtools import FileTable
+
+    tables: list = []
+    real_derive = FileTable.derive
+
+    def derive(table, origin, twin, changed):
+        derived = real_derive(table, origin, twin, changed)
+        tables.append((derived, FileTable.build(twin)))
+        return derived
+
+    monkeypatch.setattr(FileTable, "derive", derive)
     result = diff(*paths, post_analysis=check)
     assert result.read.replayed_layers == 1 and result.differs
     assert seen == [walks, walks]  # both indexes were built before the first check ran
     assert twins == [walks == 1]
+    # The second image's build-tool scan takes its FileTable from the first's where no hard
+    # link changed (both shapes that walk twice change one): the one a pass over its tree
+    # builds.
+    (derived, built), = tables
+    if walks == 2:
+        assert derived is None
+    else:
+        assert derived is not None and len(built.size) > 100
+        assert derived.size == built.size and derived.layer == built.layer
+        assert dict(derived.canonical.aliases) == dict(built.canonical.aliases)
     if shape in ("new-adds", "old-adds", "both-own"):  # NEW_OWN's mode changes, counted
         suid = {side: {m.path for m in f.setuid} for side, f in zip("ab", facts, strict=True)}
         assert suid["a"] ^ suid["b"] >= {"/opt/filler/f010", "/opt/filler/f011"}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -387,6 +387,11 @@ class CanonicalPaths(Mapping[str, str]):
     def __init__(self, size: Mapping[str, int], alias: Mapping[str, str]) -> None:
         self._size, self._alias = size, alias
 
+    @property
+    def aliases(self) -> Mapping[str, str]:
+        """Hard-link names -> the canonical name of their inode."""
+        return self._alias
+
     def __getitem__(self, path: str) -> str:
         return path if path in self._size else self._alias[path]
 
@@ -432,6 +437,27 @@ class FileTable:
             layer[path] = inode.layer
         return cls(size, layer, CanonicalPaths(size, alias))
 
+    def derive(self, origin: Overlay, twin: Overlay, changed: Collection[str]
+               ) -> FileTable | None:
+        """The table of `twin`, whose final tree differs from `origin`'s (this table's) only
+        at `changed` (`imgscope diff`: changed_paths), without a pass over every path. None
+        when one of them is a hard link on either side (an inode's canonical path is its
+        first name in the order of the whole tree), as FactsTally.derive."""
+        if origin.links_any(changed) or twin.links_any(changed):
+            return None
+        size, layer = dict(self.size), dict(self.layer)
+        index = twin.index()
+        file_type = EntryType.FILE
+        for path in changed:
+            node = index.get(path)
+            if node is not None and node.type is file_type and node.inode is not None:
+                size[path] = node.inode.size
+                layer[path] = node.inode.layer
+            else:
+                size.pop(path, None)
+                layer.pop(path, None)
+        return FileTable(size, layer, CanonicalPaths(size, self.canonical.aliases))
+
 
 class _Claims:
     """Which finding each inode went to: the first rule to claim a file keeps it."""
@@ -457,9 +483,12 @@ class _Claims:
 
 def scan(fs: Overlay, view: FileView, attribution: Attribution | None,
          layers: Sequence[LayerInfo], config, closure: RuntimeClosure | None = None,
-         elf: Mapping[str, ElfInfo] | None = None, magic_check: bool = True) -> BuildToolScan:
-    """Every build tool and build leftover in the final filesystem, with evidence."""
-    table = FileTable.build(fs)
+         elf: Mapping[str, ElfInfo] | None = None, magic_check: bool = True,
+         table: FileTable | None = None) -> BuildToolScan:
+    """Every build tool and build leftover in the final filesystem, with evidence. `table`:
+    the FileTable of `fs`, when known (FileTable.derive)."""
+    if table is None:
+        table = FileTable.build(fs)
     claims = _Claims(table)
     owner_of = attribution.owner_of if attribution is not None else {}
     packages = [u.package for u in attribution.packages] if attribution is not None else []

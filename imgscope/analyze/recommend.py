@@ -159,9 +159,10 @@ def advise(analysis, view, *, runtime_base: str | None = None) -> Advice:
     return recommend(analysis, scan_build_tools(analysis, view), runtime_base=runtime_base)
 
 
-def scan_build_tools(analysis, view) -> BuildToolScan:
+def scan_build_tools(analysis, view, table: FileTable | None = None) -> BuildToolScan:
     """The build-tool findings of an attributed analysis, without recommendations (what
-    `imgscope diff` compares): the runtime closure, then the scan that uses it."""
+    `imgscope diff` compares): the runtime closure, then the scan that uses it. `table`:
+    the analysis's FileTable, when known (buildtools.scan)."""
     closure = None
     limits: list[str] = []
     try:
@@ -174,7 +175,7 @@ def scan_build_tools(analysis, view) -> BuildToolScan:
         except Exception as exc:  # a closure bug must not hide the findings
             limits.append(f"runtime closure failed: {type(exc).__name__}: {exc}")
     result = scan(analysis.fs, view, analysis.attribution, analysis.layers, analysis.config,
-                  closure)
+                  closure, table=table)
     if limits:  # said where the findings are read, beside the scan's own limits
         result = replace(result, limits=(*limits, *result.limits))
     return result
@@ -202,12 +203,14 @@ def apply_advice(analysis, view, *, runtime_base: str | None = None) -> Advice |
     return advice
 
 
-def apply_findings(analysis, view) -> None:
+def apply_findings(analysis, view, table: FileTable | None = None) -> BuildToolScan | None:
     """apply_advice without the recommendations: scan_build_tools()'s findings into
-    analysis.extras.findings (what `imgscope diff` compares), a failure a warning."""
-    result = _warned(analysis, lambda: scan_build_tools(analysis, view))
+    analysis.extras.findings (what `imgscope diff` compares), a failure a warning (then
+    None is returned, else the scan)."""
+    result = _warned(analysis, lambda: scan_build_tools(analysis, view, table))
     if result is not None:
         analysis.extras.findings = list(result.findings)
+    return result
 
 
 def _warned(analysis, run: Callable[[], _T]) -> _T | None:

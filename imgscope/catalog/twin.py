@@ -80,11 +80,12 @@ class RecordingView(OverlayFileView):
                  kept: dict[Hashable, object]) -> None:
         super().__init__(fs, memo)
         self._differ = differences
+        self._differing = differences.nodes
         self._kept = kept
         self._met = 0  # lookups so far that met a differing path
 
     def _look(self, path: str) -> None:
-        if path in self._differ.nodes:
+        if path in self._differing:
             self._met += 1
 
     def reusable(self, key: Hashable, compute: Callable[[], _T]) -> _T:
@@ -113,8 +114,11 @@ class RecordingView(OverlayFileView):
         return super().info(path)
 
     def stat(self, path: str) -> Node | None:
-        self._look(path)
-        return super().stat(path)
+        # Inlined (_look, OverlayFileView.stat): the catalogers stat ~26k paths of a Debian
+        # image with compilers (dpkg's claims); two more calls each cost ~7 ms.
+        if path in self._differing:
+            self._met += 1
+        return self._nodes.get(path) if path != "/" else self._fs.root
 
     def paths(self, listed: Listed | None = None) -> Iterator[str]:
         self._list(listed)
