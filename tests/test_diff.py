@@ -569,6 +569,32 @@ def test_one_blob_at_two_positions_is_verified_at_both(tmp_path: Path) -> None:
         (layer.diff_id, layer.diff_id) for layer in image.layers]
 
 
+@pytest.mark.parametrize("grown_side", ["old", "new"])
+def test_a_shared_layer_repeated_after_the_prefix_on_one_side_is_applied_there(
+        tmp_path: Path, grown_side: str) -> None:
+    """[A, B] against [A, B, A]: the side walked first keeps A's entries only because the
+    other applies A again after the shared prefix (_RecordedLayer.keep); the result is the
+    one of reading both images in full, and the re-applied layer's file is there."""
+    a = fb.LayerSpec([fb.file("etc/counter", b"first\n"), fb.file("etc/a-only", b"a\n")])
+    b = fb.LayerSpec([fb.file("etc/counter", b"second!\n"), fb.whiteout("etc/a-only")])
+    short = fb.ImageSpec([a, b], tags=("r/short:1",))
+    long_ = fb.ImageSpec([a, b, a], tags=("r/long:1",))
+    specs = (long_, short) if grown_side == "old" else (short, long_)
+    # OCI layouts: one blob, one name, at every position that holds it
+    paths = [fb.write_tar(tmp_path / f"{n}.tar", fb.oci_layout([fb.build_image(spec)]))
+             for n, spec in zip(("old", "new"), specs, strict=True)]
+    reused = diff(*paths)
+    assert reused.read.replayed_layers == 2
+    full = diff(*paths, reuse_shared=False)
+    documents = [diff_document(r) for r in (reused, full)]
+    for document in documents:
+        document.pop("read")
+    assert documents[0] == documents[1]
+    changed = {e["path"]: e["status"] for e in documents[0]["files"]["entries"]}
+    assert changed == {"/etc/a-only": "removed" if grown_side == "old" else "added",
+                       "/etc/counter": "changed"}
+
+
 def test_compare_works_on_two_plain_analyses(pair) -> None:
     """The library path without diff(): two analyze() results in, no content hashing."""
     from imgscope.api import analyze
