@@ -462,10 +462,11 @@ def _replay(container, resolved: ResolvedImage, readers: list[LayerReader | None
     return analysis
 
 
-def measured(analysis: Analysis, tally: FactsTally | None = None) -> tuple[FsFacts, Summary]:
+def measured(analysis: Analysis, tally: FactsTally | None = None, rankings: bool = True
+             ) -> tuple[FsFacts, Summary]:
     """The facts and summary of an analysis's final filesystem (see _analyze_resolved), from
-    `tally` when it was counted already."""
-    facts = (tally or FactsTally.of(analysis.fs)).facts()
+    `tally` when it was counted already; `rankings`: see FactsTally.facts."""
+    facts = (tally or FactsTally.of(analysis.fs)).facts(rankings)
     return facts, _summary(analysis.fs, analysis.layers, facts, analysis.ref.archive_bytes)
 
 

@@ -139,8 +139,15 @@ class FactsTally:
         world_writable.sort(key=lambda m: path_order_key(m.path))
         return FactsTally(files, direct, setuid, world_writable, len(index))
 
-    def facts(self) -> FsFacts:
+    def facts(self, rankings: bool = True) -> FsFacts:
+        """The facts; without `rankings`, only the totals and the risky modes (no biggest
+        files and directories, no bytes by top directory: `imgscope diff` shows none)."""
         facts = FsFacts(setuid=list(self.setuid), world_writable=list(self.world_writable))
+        facts.final_entries = self.entries
+        facts.final_files = len(self.files)
+        facts.final_bytes = sum(size for size, _ in self.files.values())
+        if not rankings:
+            return facts
         dir_bytes: dict[str, int] = {}
         for directory, (size, _) in self.direct.items():
             if directory == "/":
@@ -150,9 +157,6 @@ class FactsTally:
             while parent:
                 dir_bytes[parent] = dir_bytes.get(parent, 0) + size
                 parent = parent.rpartition("/")[0]
-        facts.final_entries = self.entries
-        facts.final_files = len(self.files)
-        facts.final_bytes = sum(size for size, _ in self.files.values())
         # (size, path) never ties, so the tuples compare without reaching the layer.
         facts.biggest_files = [SizedPath(p, s, layer) for s, p, layer in heapq.nlargest(
             TOP, ((s, p, layer) for p, (s, layer) in self.files.items()))]
