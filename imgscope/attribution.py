@@ -273,6 +273,7 @@ def attribute_twin(previous: Attribution, old_packages: Sequence[Package], old_f
     gone = {key for key in before if key not in now or key in redo}
     again.update(path for path, key in was_owned.items() if key in gone)
     pending = list(redo)
+    in_tree, in_old_tree = index.__contains__, old_index.__contains__  # map(): C loops
     while pending:  # until no package left to reuse claims a path looked at again
         for key in pending:
             again.update(_claimed(now[key], fs, index))
@@ -280,7 +281,7 @@ def attribute_twin(previous: Attribution, old_packages: Sequence[Package], old_f
                 again.update(_claimed(before[key].package, old_fs, old_index))
         pending = [key for key, package in now.items() if key not in redo and (
             not again.isdisjoint(package.files)
-            or not all(path in index and path in old_index for path in package.files))]
+            or not all(map(in_tree, package.files)) or not all(map(in_old_tree, package.files)))]
         redo.update(pending)
     kept = [key for key in keys if key not in redo]
     if kept != [key for key in map(package_key, old_packages) if key in now and key not in redo]:
@@ -297,8 +298,9 @@ def attribute_twin(previous: Attribution, old_packages: Sequence[Package], old_f
             usage = _usage(package, fs, index, owner, owned_inodes, wasted_by_path)
         else:
             usage = before[key]
+            owned_by = was_owned.get
             for path in package.files:  # what it owned before, in the order it claimed it
-                if was_owned.get(path) == key:
+                if owned_by(path) == key:
                     owner[path] = key
         owned_bytes += usage.final_bytes
         result.packages.append(usage)
