@@ -7,37 +7,39 @@ Reading (`diff`). Both images are resolved first. The layers they share at the s
 on the side that is cheaper to walk (an uncompressed, seekable copy skips file contents), and
 the other side starts from a snapshot of that overlay after them (Overlay.snapshot: copy on
 write, so the two trees share every node neither side's own layers touch). Its shared layers
-still come through a container wrapper's `preread` (the hook stream containers use) with the
-first side's recorded entries, drained, not applied, so that each position gets its
-measurements (and a blob at two positions is read once). The other side's copies are not read:
-the walked copy was hashed against the same diff_id, and the analysis of both sides uses its
-bytes; a copy is known by its diff_id (named by its own verified config), as a registry does
-not pull a layer it holds. Only its stored size is checked: a plain copy of another size cannot
-be that tar stream, and is hashed (and refused). With `verify_copies` (--verify-copies) every
-copy is verified too, by hash only, in a forked child (not a thread: see streams.RegionHasher),
-and checked last, so that hashing overlaps everything else; a copy that does not match its
-diff_id fails the diff as it fails `inspect`. A copy the size of the walked one is compared
-with it byte for byte; a compressed blob both manifests name is hashed as stored and must equal
-the blob the first side inflated; one archive member used by both sides is read once. With
---no-verify the copies are not read at all. Both archives stay open to the end: the snapshot's
-files keep the first side's file bytes by reference. The second side's own plain layers are
-hashed from the start too, by the same hashing children, and so are its own compressed ones
-when they are small beside the shared walk: inflated by that child into an unlinked spool
-file in imgscope's temporary directory, and walked from that plain copy, by seeking. Then
-the later stages (facts, catalogers, attribution, findings) run in this process, one image
-after the other: in two processes side by side they took as long here (both bound by memory,
-not by a core). The second image's index and facts are the first's with the changed paths
-looked at again (Overlay.index_from, FactsTally.derive), and what its catalogers read out of
-a file the first image has too is not read again (FileView.remember). bench/bench_diff.py
-measures what a diff costs against one inspect.
+still come through a container wrapper's `preread` (the hook stream containers use), read only,
+so that each position gets its measurements; a blob applied again (at a second position) has
+its entries kept by the first walk and replayed, not read twice. The other side's copies are
+not read: the walked copy was hashed against the same diff_id, and the analysis of both sides
+uses its bytes; a copy is known by its diff_id (named by its own verified config), as a
+registry does not pull a layer it holds. Only its stored size is checked: a plain copy of
+another size cannot be that tar stream, and is hashed (and refused). With `verify_copies`
+(--verify-copies) every copy is verified too, by hash only, in a forked child (not a thread:
+see streams.RegionHasher), and checked last, so that hashing overlaps everything else; a copy
+that does not match its diff_id fails the diff as it fails `inspect`. A copy the size of the
+walked one is compared with it byte for byte; a compressed blob both manifests name is hashed
+as stored and must equal the blob the first side inflated; one archive member used by both
+sides is read once. With --no-verify the copies are not read at all. Both archives stay open to
+the end: the snapshot's files keep the first side's file bytes by reference. The second side's
+own plain layers are hashed from the start too, by the same hashing children, and so are its
+own compressed ones when they are small beside the shared walk: inflated by that child into an
+unlinked spool file in imgscope's temporary directory, and walked from that plain copy, by
+seeking. Then the later stages (facts, catalogers, attribution, findings) run in this process,
+one image after the other: in two processes side by side they took as long here (both bound by
+memory, not by a core). The second image's index, facts and build-tool file table are the
+first's with the changed paths looked at again (Overlay.index_from, FactsTally.derive,
+FileTable.derive); neither image's facts rank the biggest files (a diff shows none); and what
+its catalogers read out of a file the first image has too is not read again
+(FileView.remember). bench/bench_diff.py measures what a diff costs against one inspect.
 
 Content equality. Size, type, mode, owner and link target come from tar headers, so a change
 in any of them is found without reading file contents. A regular file with the same size and
 metadata on both sides is the same file when both versions come from the same shared layer.
 When they come from different layers ("rewritten by another layer, same size") only the bytes
-can tell, read a second time: both versions in plain layers are read alone at the offsets the
-walk noted and compared byte for byte (stopping at the first difference: no digest); otherwise
-each version is hashed, walking its layer again for a compressed one (`Capture.digest_paths`).
+can tell, read a second time: both versions in plain layers are read alone where their
+inodes say their bytes start (Inode.offset) and compared byte for byte (stopping at the first
+difference: no digest); otherwise each version is hashed, walking its layer again for a
+compressed one (`Capture.digest_paths`).
 A shared layer's files are read from the copy that was walked (verified); in a compressed
 one, the files the later layers may rewrite with the same size are foreseen from those
 layers' headers and hashed as the first walk passes them, so the shared layer is not
@@ -397,7 +399,7 @@ class _Pair:
         compressed = [layer for layer in recorder.layers.values()
                       if _compression(layer.reader.blob) != "none"]
         if not compressed:
-            return None  # plain: read back at the offsets the walk notes
+            return None  # plain: read back where the inodes say (Inode.offset)
         budget = sum(layer.reader.blob.size for layer in compressed)
         unique = []
         for side in self.sides.values():
@@ -639,7 +641,7 @@ class _Pair:
     def _read_digests(self, plan: _DigestPlan) -> dict[tuple[str, int], tuple[dict, int, int]]:
         """sha256 of the planned files: (side, layer) ->
         ({path: digest}, layer bytes, bytes read). A file of a plain seekable layer whose
-        offset the walk noted is read alone (its inode: one read for all its names); any
+        offset the inode knows is read alone (one read for all its names); any
         other means walking its layer again."""
         out = {}
         for (side_name, layer), paths in sorted(plan.paths.items()):
