@@ -14,24 +14,26 @@ from __future__ import annotations
 
 import io
 import posixpath
-import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from imgscope.catalog._common import decode, make_purl, parse_os_release
 from imgscope.catalog.base import CatalogResult, FileView
 from imgscope.model import Package
 
+if TYPE_CHECKING:
+    import zipfile
+
 ARCHIVE_EXTS = (".jar", ".war", ".ear", ".hpi", ".jpi", ".par", ".sar", ".kar")
 MAX_DEPTH = 3  # archive in archive in archive
 MAX_NESTED_BYTES = 64 << 20  # one nested archive read into memory
 MAX_TEXT_BYTES = 1 << 20  # a manifest or pom.properties larger than this is not one
-# What zipfile raises on hostile archives: bad structure, bad deflate data, unsupported or
-# encrypted members (RuntimeError), truncated streams.
-_ZIP_ERRORS = (
-    zipfile.BadZipFile,
-    zipfile.LargeZipFile,
+# What zipfile raises on hostile archives: bad structure (zipfile.BadZipFile, LargeZipFile:
+# added where zipfile is imported, on the first archive: importing it costs ~5 ms, on every
+# image without one too), bad deflate data, unsupported or encrypted members (RuntimeError),
+# truncated streams.
+_ZIP_ERRORS_BUT_ZIPFILES = (
     OSError,
     ValueError,
     EOFError,
@@ -160,9 +162,12 @@ def scan_archive(
     stream: BinaryIO, location: str, depth: int = 0
 ) -> tuple[list[ArchiveFinding], list[str]]:
     """Identities found in one archive and in archives nested in it; never raises."""
+    import zipfile
+
+    zip_errors = (zipfile.BadZipFile, zipfile.LargeZipFile, *_ZIP_ERRORS_BUT_ZIPFILES)
     try:
         zf = zipfile.ZipFile(stream)
-    except _ZIP_ERRORS as exc:
+    except zip_errors as exc:
         return [], [f"{location}: not a readable zip archive ({exc})"]
     findings: list[ArchiveFinding] = []
     warnings: list[str] = []
@@ -184,7 +189,7 @@ def scan_archive(
                     manifest = parse_manifest(zf.read(info))
                 elif _is_archive(name):
                     nested.append(info)
-            except _ZIP_ERRORS as exc:
+            except zip_errors as exc:
                 warnings.append(f"{location}!/{name}: unreadable entry ({exc})")
 
         file_artifact, _ = split_filename(location.rpartition("!/")[2])
@@ -214,7 +219,7 @@ def scan_archive(
                 continue
             try:
                 data = zf.read(info)
-            except _ZIP_ERRORS as exc:
+            except zip_errors as exc:
                 warnings.append(f"{inner}: unreadable entry ({exc})")
                 continue
             sub, sub_warnings = scan_archive(io.BytesIO(data), inner, depth + 1)

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 import struct
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from imgscope.catalog._common import PathResolver, distro_qualifier, make_purl, os_release
 from imgscope.catalog.base import CatalogResult, FileView
 from imgscope.model import Package
+
+if TYPE_CHECKING:
+    import sqlite3
 
 TAG_NAME = 1000
 TAG_VERSION = 1001
@@ -340,6 +343,8 @@ def sqlite_blobs(data: bytes, wal: bytes | None = None) -> tuple[list[bytes], li
     """Packages.blob of an rpmdb.sqlite, read from memory (a non-empty WAL via a temp dir)."""
     if len(data) < 100 or not data.startswith(b"SQLite format 3\0"):
         return [], [f"not an SQLite database ({len(data)} bytes)"]
+    import sqlite3  # here: ~3 ms to import, and only rpm's newest database needs it
+
     try:
         with _open_sqlite(data, wal) as conn:
             rows = conn.execute("SELECT blob FROM Packages ORDER BY hnum").fetchall()
@@ -350,6 +355,8 @@ def sqlite_blobs(data: bytes, wal: bytes | None = None) -> tuple[list[bytes], li
 
 @contextlib.contextmanager
 def _open_sqlite(data: bytes, wal: bytes | None) -> Iterator[sqlite3.Connection]:
+    import sqlite3
+
     if wal or not hasattr(sqlite3.Connection, "deserialize"):
         # Committed transactions may still sit in the WAL: let sqlite replay it from disk.
         with tempfile.TemporaryDirectory(prefix="imgscope-rpmdb-") as tmp:
