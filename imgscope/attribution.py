@@ -298,9 +298,8 @@ def attribute_twin(previous: Attribution, old_packages: Sequence[Package], old_f
             usage = _usage(package, fs, index, owner, owned_inodes, wasted_by_path)
         else:
             usage = before[key]
-            owned_by = was_owned.get
             for path in package.files:  # what it owned before, in the order it claimed it
-                if owned_by(path) == key:
+                if was_owned.get(path) == key:
                     owner[path] = key
         owned_bytes += usage.final_bytes
         result.packages.append(usage)

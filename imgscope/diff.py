@@ -56,7 +56,7 @@ from __future__ import annotations
 import os
 import pickle
 import select
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterator, Sequence
 from collections.abc import Container as Membership
 from dataclasses import dataclass, field, replace
@@ -1056,13 +1056,15 @@ class _Recorder(_Delegate):
         self.side = side.name
         self.layers: dict[str, _RecordedLayer] = {}
         assert other.resolved is not None
-        names = [ref.name for ref in self.resolved.layers]
-        again = {names[i] for i, ref in enumerate(other.resolved.layers[:shared])
-                 if ref.name in {r.name for r in other.resolved.layers[shared:]}}
+        positions = Counter(ref.name for ref in self.resolved.layers)
+        later = {ref.name for ref in other.resolved.layers[shared:]}
+        # this side's blob at each prefix position where the other side's blob comes back
+        again = {self.resolved.layers[i].name
+                 for i, ref in enumerate(other.resolved.layers[:shared]) if ref.name in later}
         for index, ref in enumerate(self.resolved.layers[:shared]):
             if ref.name in self.layers:
                 continue
-            keep = names.count(ref.name) > 1 or ref.name in again
+            keep = positions[ref.name] > 1 or ref.name in again
             layer = _RecordedLayer(self.inner.blob(ref.name), index, ref.digest or ref.name,
                                    side.capture, verify, keep)
             self.layers[ref.name] = layer

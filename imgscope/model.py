@@ -46,7 +46,8 @@ class LayerEntry(NamedTuple):
     # plain seekable layer, or into imgscope's own spool file for a compressed one.
     data_ref: tuple[int, int] | None = None
     # Where the member's bytes start in the layer's uncompressed tar stream (-1: not read
-    # from a tar): `imgscope diff` reads one file of a plain layer back from there.
+    # from a tar, or an old GNU sparse member): `imgscope diff` reads one file of a plain
+    # layer back from there.
     offset: int = -1
 
 

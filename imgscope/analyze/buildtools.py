@@ -468,9 +468,9 @@ class _Claims:
 
     def take(self, paths: Iterable[str], label: str) -> list[str]:
         got = []
-        size, alias, owner = self.table.size, self.table.canonical.aliases, self.owner
+        canonical, owner = self.table.canonical.get, self.owner
         for path in paths:
-            canon = path if path in size else alias.get(path)  # CanonicalPaths.get, inlined
+            canon = canonical(path)
             if canon is None or canon in owner:
                 continue
             owner[canon] = label
@@ -554,8 +554,7 @@ def scan(fs: Overlay, view: FileView, attribution: Attribution | None,
         for key in keys:
             p = all_packages[key]
             paths = files_of.get(key, ())
-            own = [f for f in paths if canonical(f) not in closure_canon] if closure_canon \
-                else list(paths)
+            own = [f for f in paths if canonical(f) not in closure_canon]
             if p.ecosystem == "deb":
                 own += info_files.get(p.name, ())
             got = claims.take(sorted(own), key)

@@ -460,7 +460,8 @@ class LayerReader:
                     )
         return _new_entry((
             path, etype, size, stored, mode & 0o7777, uid, gid, mtime, link, devmajor,
-            devminor, xattrs, None if path.isascii() else _raw_name(path), None, None, offset,
+            devminor, xattrs, None if path.isascii() else _raw_name(path), None, None,
+            offset if typeflag != b"S" else -1,  # old GNU sparse: stored bytes are not the file
         ))
 
     def _keep_by_reference(self, entry: LayerEntry, member: RawMember, walker: TarWalker,
