@@ -11,6 +11,7 @@ import pytest
 
 from imgscope.archive import streams
 from imgscope.archive.streams import RegionHasher, hash_mapped_region, hash_region
+from imgscope.errors import CorruptInput, LimitExceeded
 
 
 @pytest.fixture
@@ -165,3 +166,86 @@ def test_a_rotating_child_hashes_as_a_still_one(data_file) -> None:
         moving.close()
         still.close()
     assert os.sched_getaffinity(0) == set(cores)  # the parent never moved
+
+
+def _compressed(tmp_path: Path, plain: bytes, compression: str) -> Path:
+    import gzip
+
+    import zstandard
+
+    path = tmp_path / f"layer.{compression}"
+    path.write_bytes(zstandard.ZstdCompressor().compress(plain) if compression == "zstd"
+                     else gzip.compress(plain, compresslevel=1, mtime=0))
+    return path
+
+
+@pytest.mark.parametrize("compression", ["zstd", "gzip"])
+@pytest.mark.parametrize("slot,slots", [(streams.RING_SLOT, streams.RING_SLOTS), (4096, 3)])
+def test_the_inflating_child_hands_over_every_byte_through_its_ring(
+        tmp_path: Path, compression: str, slot: int, slots: int, monkeypatch) -> None:
+    # Incompressible and then compressible runs, so that the child's chunks are both
+    # smaller and larger than a slot; past the ring's size, not a multiple of a slot.
+    plain = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() * (1 + i % 97)
+                     for i in range(12_000)) + b"tail"
+    assert len(plain) > streams.RING_SLOT * streams.RING_SLOTS  # more than one turn
+    path = _compressed(tmp_path, plain, compression)
+    monkeypatch.setattr(streams, "RING_SLOT", slot)
+    monkeypatch.setattr(streams, "RING_SLOTS", slots)
+    fd = os.open(path, os.O_RDONLY)
+    child = streams.InflateProcess(fd, 0, os.fstat(fd).st_size, compression, True)
+    try:
+        chunks = list(child.chunks())
+        assert child.error() is None
+    finally:
+        child.close()
+        os.close(fd)
+    assert b"".join(chunks) == plain
+    assert all(len(c) == slot for c in chunks[:-1]) and 0 < len(chunks[-1]) <= slot
+    assert child.decoded_digest == "sha256:" + hashlib.sha256(plain).hexdigest()
+    assert child.raw_digest == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    assert (child.raw_size, child.decoded_size) == (path.stat().st_size, len(plain))
+
+
+def _child_of(path: Path, compression: str, limit: int = streams.MAX_UNCOMPRESSED):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return streams.InflateProcess(fd, 0, os.fstat(fd).st_size, compression, True, limit)
+    finally:
+        os.close(fd)  # the child has its own copy of the descriptor
+
+
+def test_a_walk_that_stops_early_ends_the_child(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(streams, "RING_SLOT", 4096)
+    plain = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(50_000))
+    child = _child_of(_compressed(tmp_path, plain, "zstd"), "zstd")
+    first = next(iter(child.chunks()))
+    pid = child._pid
+    child.close()  # the child waits for a slot that never comes back: stopped, reaped
+    assert first == plain[:4096]
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def test_a_truncated_stream_is_the_childs_error(tmp_path: Path) -> None:
+    plain = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(50_000))
+    path = _compressed(tmp_path, plain, "zstd")
+    path.write_bytes(path.read_bytes()[:-100])
+    child = _child_of(path, "zstd")
+    try:
+        got = b"".join(child.chunks())
+        error = child.error()
+    finally:
+        child.close()
+    assert plain.startswith(got) and len(got) < len(plain)
+    assert isinstance(error, CorruptInput) and "truncated" in str(error)
+
+
+def test_a_layer_past_the_limit_is_stopped_by_the_child(tmp_path: Path) -> None:
+    child = _child_of(_compressed(tmp_path, bytes(10 << 20), "gzip"), "gzip", limit=3 << 20)
+    try:
+        got = sum(len(c) for c in child.chunks())
+        error = child.error()
+    finally:
+        child.close()
+    assert got <= 3 << 20
+    assert isinstance(error, LimitExceeded) and str(error).startswith("layer inflates past")

@@ -4,9 +4,10 @@ Two shapes, chosen for speed (see ../shared/PERFORMANCE.md):
 - A seekable region of a file (an uncompressed layer inside a tar, or a blob file): the tar
   walk seeks over content, while another thread hashes the region with large preads
   (hashlib and os.pread release the GIL, so this uses the second core).
-- A forward-only stream (a compressed layer, or anything read from standard input): a producer
-  thread inflates and hashes, a bounded queue hands chunks to the tar walk, which discards
-  what it skips. Memory is bounded by the queue, never by the layer.
+- A forward-only stream: a compressed layer in a file is inflated and hashed by a child
+  process, which hands the plain bytes over through a ring of shared memory (InflateProcess);
+  anything read from standard input, by a producer thread through a bounded queue. The tar
+  walk discards what it skips. Memory is bounded by the ring or the queue, never by the layer.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ except ImportError:  # pragma: no cover - exercised only without isal
 CHUNK = 1 << 20
 HASH_BUFFER = 256 << 10  # stays in L2 cache between the read and the hash
 MAP_WINDOW = 4 << 20  # mapped at a time: the child's RSS stays small (a page-cache view)
+RING_SLOT, RING_SLOTS = 2 << 20, 8  # InflateProcess's shared memory: 16 MiB
 MAX_UNCOMPRESSED = 256 << 30  # a layer inflating past 256 GiB is treated as a bomb
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -200,31 +202,40 @@ def stop_child(pid: int, *fds: int) -> None:
 
 
 class InflateProcess:
-    """Inflate (and hash) a compressed file region in a child process, streaming the plain
-    tar back over a pipe: one inflate, on the second core, and no thread in this process
-    (a thread would fight the tar walk for the GIL). Errors come back as one line."""
+    """Inflate (and hash) a compressed file region in a child process, which hands the plain
+    tar back through a ring of shared memory: one inflate, on the second core, and no thread
+    in this process (a thread would fight the tar walk for the GIL). Errors come back as one
+    line.
+
+    Why a ring, not a pipe: the inspect of buildtools-v2 (a 618 MB layer) took 2.88 s with
+    a pipe and 2.51 s with the ring as OCI zstd, 3.10 and 2.84 s as OCI gzip (6 interleaved
+    rounds), and the walking side spent 0.26 s of CPU on the pipe for that layer against
+    0.06 s. The inflate and both sha256 of that layer take 1.46 s in one process; through
+    the pipe it came in 1.66-1.95 s, through the ring in 1.43-1.55. Slots of 2 MiB: with
+    256 KiB ones (more handovers) the gzip inspect took 3.24 s, with 4 slots of 2 MiB
+    (less slack for the walk's bursts) the zstd one 2.61 s. The child fills the slots in
+    turn and says how full each one is (a 4-byte length on a pipe; 0: the end); this
+    process copies a slot out and hands it back (a byte on another pipe), so the child
+    never writes over what was not read."""
 
     def __init__(self, fd: int, offset: int, size: int, compression: str, verify: bool,
                  limit: int = MAX_UNCOMPRESSED) -> None:
-        data_read, data_write = os.pipe()
+        ring = mmap.mmap(-1, RING_SLOTS * RING_SLOT)  # anonymous and shared with the child
+        filled_read, filled_write = os.pipe()
+        free_read, free_write = os.pipe()
         result_read, result_write = os.pipe()
-        with contextlib.suppress(OSError):  # a 1 MiB pipe: fewer context switches
-            import fcntl
-
-            fcntl.fcntl(data_write, 1031, 1 << 20)  # F_SETPIPE_SZ
+        os.write(free_write, bytes(RING_SLOTS))
         pid = os.fork()
         if pid == 0:
-            os.close(data_read)
+            os.close(filled_read)
+            os.close(free_write)
             os.close(result_read)
             message = "stopped"
             try:
                 decoder = HashingDecoder(file_chunks(fd, offset, size), compression,
                                          hash_raw=verify, threaded=False, limit=limit,
                                          hash_decoded=verify)
-                for chunk in decoder.chunks():
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(data_write, view):]
+                _fill_ring(ring, decoder.chunks(), free_read, filled_write)
                 raw = "sha256:" + decoder.raw_digest.hexdigest() if verify else "-"
                 plain = "sha256:" + decoder.decoded_digest.hexdigest() if verify else "-"
                 message = f"ok {raw} {plain} {decoder.raw_size} {decoder.decoded_size}"
@@ -236,22 +247,40 @@ class InflateProcess:
                 message = f"corrupt {exc}"
             finally:
                 with contextlib.suppress(OSError):
-                    os.close(data_write)
+                    os.close(filled_write)
                     os.write(result_write, message.encode("utf-8", "replace"))
                 os._exit(0)
-        os.close(data_write)
+        os.close(filled_write)
+        os.close(free_read)
         os.close(result_write)
         self._pid = pid
-        self._data = data_read
+        self._ring = ring
+        self._filled = filled_read
+        self._free = free_write
         self._result = result_read
         self.raw_size = self.decoded_size = 0
         self.raw_digest = self.decoded_digest = None
 
     def chunks(self) -> Iterator[bytes]:
+        ring, filled, free = self._ring, self._filled, self._free
+        slot = 0
         while True:
-            chunk = os.read(self._data, CHUNK)
-            if not chunk:
+            record = os.read(filled, 4)
+            while 0 < len(record) < 4:  # a 4-byte write is atomic; a short read is not
+                more = os.read(filled, 4 - len(record))
+                if not more:
+                    break
+                record += more
+            if len(record) < 4:
+                return  # the child ended without its end mark: error() says why
+            length = int.from_bytes(record, "little")
+            if not length:
                 return
+            at = slot * RING_SLOT
+            chunk = ring[at:at + length]  # a copy: the slot can go back now
+            with contextlib.suppress(BrokenPipeError):  # the child has written its last
+                os.write(free, b"\0")
+            slot = (slot + 1) % RING_SLOTS
             yield chunk
 
     def error(self) -> ImgscopeError | None:
@@ -283,8 +312,31 @@ class InflateProcess:
 
     def close(self) -> None:
         if self._pid:
-            stop_child(self._pid, self._data, self._result)
+            stop_child(self._pid, self._filled, self._free, self._result)
+            self._ring.close()
             self._pid = 0
+
+
+def _fill_ring(ring: mmap.mmap, chunks: Iterator[bytes], free: int, filled: int) -> None:
+    """InflateProcess's child: `chunks` into the ring's slots in turn, each slot taken once
+    the reader has handed it back (a byte on `free`), its length said on `filled`."""
+    slot = used = 0
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            if not used and not os.read(free, 1):
+                raise BrokenPipeError  # the reader is gone: the walk stopped early
+            at = slot * RING_SLOT + used
+            piece = view[:RING_SLOT - used]
+            ring[at:at + len(piece)] = piece
+            used += len(piece)
+            view = view[len(piece):]
+            if used == RING_SLOT:
+                os.write(filled, used.to_bytes(4, "little"))
+                slot, used = (slot + 1) % RING_SLOTS, 0
+    if used:
+        os.write(filled, used.to_bytes(4, "little"))
+    os.write(filled, bytes(4))
 
 
 class ForkedJobs:
