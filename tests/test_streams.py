@@ -135,7 +135,7 @@ def test_a_rotating_inflate_moves_once_per_window_of_output(tmp_path, affinity_c
     plain = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(3 << 15))
     path = tmp_path / "layer.zst"
     path.write_bytes(zstandard.ZstdCompressor().compress(plain))
-    monkeypatch.setattr(streams, "MAP_WINDOW", 256 << 10)
+    monkeypatch.setattr(streams, "ROTATION_STEP", 256 << 10)
     fd = os.open(path, os.O_RDONLY)
     try:
         size = os.fstat(fd).st_size

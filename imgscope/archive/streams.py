@@ -35,7 +35,13 @@ except ImportError:  # pragma: no cover - exercised only without isal
 
 CHUNK = 1 << 20
 HASH_BUFFER = 256 << 10  # stays in L2 cache between the read and the hash
-MAP_WINDOW = 4 << 20  # mapped at a time: the child's RSS stays small (a page-cache view)
+# Mapped at a time, and filled in one call (MAP_POPULATE, Linux) rather than by a page fault
+# every few pages as sha256 walks it: the CPU of hashing the 618 MB layer of buildtools ran at
+# 1.33 GB/s with 4 MiB windows left to fault, 1.51 populated, 1.55 with 16 MiB populated; the
+# child's RSS stays a 16 MiB view of the page cache.
+MAP_WINDOW = 16 << 20
+MAP_FLAGS = getattr(mmap, "MAP_SHARED", 0) | getattr(mmap, "MAP_POPULATE", 0)
+ROTATION_STEP = 4 << 20  # inflated bytes between two moves of a rotating child (CoreRotation)
 RING_SLOT, RING_SLOTS = 2 << 20, 8  # InflateProcess's shared memory: 16 MiB
 MAX_UNCOMPRESSED = 256 << 30  # a layer inflating past 256 GiB is treated as a bomb
 
@@ -100,8 +106,7 @@ def hash_mapped_region(fd: int, offset: int, size: int,
         base = at - at % mmap.ALLOCATIONGRANULARITY
         length = min(MAP_WINDOW, end - base)
         try:
-            window = mmap.mmap(fd, length, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ,
-                               offset=base)
+            window = mmap.mmap(fd, length, flags=MAP_FLAGS, prot=mmap.PROT_READ, offset=base)
         except OSError:  # a file system that cannot map files: read it instead
             return hash_region(fd, offset, size)
         with window, memoryview(window) as view:
@@ -164,7 +169,7 @@ def hash_compressed_region(fd: int, offset: int, size: int, compression: str,
     """(blob digest, digest of the inflated stream, inflated size, bytes copied) of a
     compressed region. With `copy_fd`, the inflated stream is also written there from offset
     0, up to `copy_limit` bytes: a copy of more is given up (bytes copied 0). With
-    `rotation`, the process moves to the next core every MAP_WINDOW bytes inflated."""
+    `rotation`, the process moves to the next core every ROTATION_STEP bytes inflated."""
     decoder = HashingDecoder(file_chunks(fd, offset, size), compression, hash_raw=True,
                              threaded=False)
     copied = 0
@@ -172,7 +177,7 @@ def hash_compressed_region(fd: int, offset: int, size: int, compression: str,
     for chunk in decoder.chunks():
         if rotation is not None and decoder.decoded_size >= turn_at:
             rotation.step()
-            turn_at = decoder.decoded_size + MAP_WINDOW
+            turn_at = decoder.decoded_size + ROTATION_STEP
         if copy_fd >= 0:
             if copied + len(chunk) > copy_limit:
                 copy_fd, copied = -1, 0
