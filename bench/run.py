@@ -38,7 +38,7 @@ class Case:
     image: str  # a label: the image name or the path given
     fmt: str  # docker, oci, zstd; for --images paths "file" (docker-archive) or "other"
     path: Path
-    tool: str  # "imgscope", "imgscope-json", "imgscope-reader", "dive"
+    tool: str  # "imgscope", "imgscope-json", "imgscope-reader", "imgscope-no-verify", "dive"
     argv: list[str]
     walls: list[float] = field(default_factory=list)
     rss_kib: list[int] = field(default_factory=list)
@@ -82,6 +82,8 @@ def cases_for(image: str, fmt: str, path: Path, with_dive: bool, python: str) ->
         Case(image, fmt, path, "imgscope-json", [*imgscope, "--format", "json"]),
         # The reader alone (no packages, findings or advice): what attribution costs on top.
         Case(image, fmt, path, "imgscope-reader", [*imgscope, "--no-packages"]),
+        # No layer digest checked, as dive checks none: the like-for-like figure against it.
+        Case(image, fmt, path, "imgscope-no-verify", [*imgscope, "--no-verify"]),
     ]
     # dive reads only docker-archive (and a Docker engine, which these machines lack).
     if with_dive and fmt in ("docker", "file"):
