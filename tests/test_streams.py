@@ -249,3 +249,18 @@ def test_a_layer_past_the_limit_is_stopped_by_the_child(tmp_path: Path) -> None:
         child.close()
     assert got <= 3 << 20
     assert isinstance(error, LimitExceeded) and str(error).startswith("layer inflates past")
+
+
+def test_corrupt_zstd_data_is_corrupt_input_after_what_inflated() -> None:
+    import zstandard
+
+    plain = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(4096))
+    good = zstandard.ZstdCompressor().compress(plain)
+    # The zstd command writes a checksum per frame: a damaged block is then caught at its end.
+    frame = bytearray(zstandard.ZstdCompressor(write_checksum=True).compress(plain))
+    frame[len(frame) // 2:len(frame) // 2 + 64] = b"\xff" * 64
+    out = []
+    with pytest.raises(CorruptInput, match=r"^zstd data is corrupt \(zstd decompressor error"):
+        for piece in streams.decode(iter([good, bytes(frame)]), "zstd"):
+            out.append(piece)
+    assert b"".join(out)[:len(plain)] == plain  # the first frame's bytes came out first

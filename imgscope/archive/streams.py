@@ -22,11 +22,12 @@ import queue
 import threading
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-
-import zstandard
+from typing import TYPE_CHECKING
 
 from imgscope.errors import CorruptInput, ImgscopeError, LimitExceeded
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 try:  # python-isal inflates ~1.6x faster than zlib; fall back to zlib where it is absent
     from isal import isal_zlib as _inflate_lib
@@ -52,8 +53,12 @@ _hash_pool: ThreadPoolExecutor | None = None
 
 
 def hash_pool() -> ThreadPoolExecutor:
+    # concurrent.futures (with logging) and zstandard are imported where first needed: the
+    # ~6 ms they cost at start-up came before the hashing children fork, one core idle.
     global _hash_pool
     if _hash_pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
         # One hashing thread: the other core walks the tars; more threads only contend.
         _hash_pool = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1),
                                         thread_name_prefix="sha256")
@@ -64,6 +69,7 @@ def sniff_compression(head: bytes) -> str:
     if head.startswith(GZIP_MAGIC):
         return "gzip"
     if head.startswith(ZSTD_MAGIC):
+        import zstandard  # noqa: F401 - now, so that every child forked to inflate has it
         return "zstd"
     return "none"
 
@@ -584,13 +590,18 @@ def _inflate_gzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def _inflate_zstd(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    import zstandard  # (see hash_pool)
+
     dctx = zstandard.ZstdDecompressor()
     decomp = dctx.decompressobj()
     ended = True
     for chunk in chunks:
         data = chunk
         while data:
-            out = decomp.decompress(data)
+            try:
+                out = decomp.decompress(data)
+            except zstandard.ZstdError as exc:
+                raise CorruptInput(f"zstd data is corrupt ({exc})") from None
             ended = False
             if out:
                 yield out
@@ -660,7 +671,7 @@ class HashingDecoder:
                 if self._hash_decoded:
                     self.decoded_digest.update(out)
                 yield out
-        except (zlib.error, _inflate_lib.error, zstandard.ZstdError) as exc:
+        except (zlib.error, _inflate_lib.error) as exc:  # zstd's: _inflate_zstd
             raise CorruptInput(f"{self.compression} data is corrupt ({exc})") from None
 
     def _produce(self) -> None:
