@@ -14,6 +14,11 @@ from imgscope.archive.streams import RegionHasher, hash_mapped_region, hash_regi
 from imgscope.errors import CorruptInput, LimitExceeded
 
 
+def _incompressible(blocks: int) -> bytes:
+    """`blocks` distinct 32-byte digests: data no compressor shrinks."""
+    return b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(blocks))
+
+
 @pytest.fixture
 def data_file(tmp_path: Path) -> tuple[int, bytes]:
     # Not a multiple of the page size, with regions that straddle mapping windows.
@@ -132,7 +137,7 @@ def test_a_rotating_inflate_moves_once_per_window_of_output(tmp_path, affinity_c
     import zstandard
 
     # 3 MiB that zstd cannot shrink: read in three 1 MiB chunks, each inflating to ~1 MiB.
-    plain = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(3 << 15))
+    plain = _incompressible(3 << 15)
     path = tmp_path / "layer.zst"
     path.write_bytes(zstandard.ZstdCompressor().compress(plain))
     monkeypatch.setattr(streams, "ROTATION_STEP", 256 << 10)
@@ -191,14 +196,12 @@ def test_the_inflating_child_hands_over_every_byte_through_its_ring(
     path = _compressed(tmp_path, plain, compression)
     monkeypatch.setattr(streams, "RING_SLOT", slot)
     monkeypatch.setattr(streams, "RING_SLOTS", slots)
-    fd = os.open(path, os.O_RDONLY)
-    child = streams.InflateProcess(fd, 0, os.fstat(fd).st_size, compression, True)
+    child = _child_of(path, compression)
     try:
         chunks = list(child.chunks())
         assert child.error() is None
     finally:
         child.close()
-        os.close(fd)
     assert b"".join(chunks) == plain
     assert all(len(c) == slot for c in chunks[:-1]) and 0 < len(chunks[-1]) <= slot
     assert child.decoded_digest == "sha256:" + hashlib.sha256(plain).hexdigest()
@@ -216,7 +219,7 @@ def _child_of(path: Path, compression: str, limit: int = streams.MAX_UNCOMPRESSE
 
 def test_a_walk_that_stops_early_ends_the_child(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(streams, "RING_SLOT", 4096)
-    plain = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(50_000))
+    plain = _incompressible(50_000)
     child = _child_of(_compressed(tmp_path, plain, "zstd"), "zstd")
     first = next(iter(child.chunks()))
     pid = child._pid
@@ -227,7 +230,7 @@ def test_a_walk_that_stops_early_ends_the_child(tmp_path: Path, monkeypatch) -> 
 
 
 def test_a_truncated_stream_is_the_childs_error(tmp_path: Path) -> None:
-    plain = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(50_000))
+    plain = _incompressible(50_000)
     path = _compressed(tmp_path, plain, "zstd")
     path.write_bytes(path.read_bytes()[:-100])
     child = _child_of(path, "zstd")
@@ -254,7 +257,7 @@ def test_a_layer_past_the_limit_is_stopped_by_the_child(tmp_path: Path) -> None:
 def test_corrupt_zstd_data_is_corrupt_input_after_what_inflated() -> None:
     import zstandard
 
-    plain = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(4096))
+    plain = _incompressible(4096)
     good = zstandard.ZstdCompressor().compress(plain)
     # The zstd command writes a checksum per frame: a damaged block is then caught at its end.
     frame = bytearray(zstandard.ZstdCompressor(write_checksum=True).compress(plain))

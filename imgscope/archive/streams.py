@@ -26,6 +26,9 @@ from typing import TYPE_CHECKING
 
 from imgscope.errors import CorruptInput, ImgscopeError, LimitExceeded
 
+# concurrent.futures (with logging) and zstandard are imported where first needed (hash_pool,
+# sniff_compression, _inflate_zstd): the ~6 ms they cost at start-up came before the hashing
+# children fork, with one core idle.
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -55,8 +58,6 @@ _hash_pool: ThreadPoolExecutor | None = None
 
 
 def hash_pool() -> ThreadPoolExecutor:
-    # concurrent.futures (with logging) and zstandard are imported where first needed: the
-    # ~6 ms they cost at start-up came before the hashing children fork, one core idle.
     global _hash_pool
     if _hash_pool is None:
         from concurrent.futures import ThreadPoolExecutor
@@ -592,7 +593,7 @@ def _inflate_gzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def _inflate_zstd(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    import zstandard  # (see hash_pool)
+    import zstandard  # (see the imports)
 
     dctx = zstandard.ZstdDecompressor()
     decomp = dctx.decompressobj()
